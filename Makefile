@@ -1,0 +1,24 @@
+# The README's two commands: `make demo` (train -> prune -> unlearn -> evaluate on digits) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= runs/demo
+
+.PHONY: demo test lint clean-venv
+
+$(VENV)/installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+demo: $(VENV)/installed
+	bash scripts/demo.sh $(PY) $(DEMO_DIR)
+
+test: $(VENV)/installed
+	$(PY) -m pytest tests
+
+lint: $(VENV)/installed
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

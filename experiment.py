@@ -1,0 +1,51 @@
+"""Set-up shared by the four scripts: check the names early, then build runtime, data and model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dataset
+import models
+from arg_parser import check_nonnegative, parse_milestones
+from trainer import Runtime
+from utils import UsageError, atomic_write_json, resolve_device, set_seed
+
+
+def validate_common(args) -> None:
+    """Checks that need no data: registry names, numbers, the LR schedule, the device."""
+    if args.dataset not in dataset.DATASETS:
+        raise UsageError(f"unknown --dataset '{args.dataset}'; choose from {', '.join(sorted(dataset.DATASETS))}")
+    if args.arch not in models.MODELS:
+        raise UsageError(f"unknown --arch '{args.arch}'; choose from {', '.join(sorted(models.MODELS))}")
+    check_nonnegative(args, ["epochs", "lr", "unlearn_epochs", "unlearn_lr", "warmup", "rewind_epoch",
+                             "weight_decay", "momentum", "no_l1_epochs"])
+    if getattr(args, "batch_size", 1) < 1:
+        raise UsageError(f"--batch_size {args.batch_size} must be at least 1")
+    parse_milestones(args.decreasing_lr)
+    resolve_device(args.device, args.gpu)
+
+
+def make_runtime(args) -> Runtime:
+    return Runtime(resolve_device(args.device, args.gpu), fast=not args.fp32, progress=not args.no_progress)
+
+
+def build_model(args, data, seed: int):
+    """A freshly initialised model for ``data``; ``seed`` fixes the initial weights."""
+    set_seed(seed)
+    return models.build_model(args.arch, num_classes=data.num_classes, in_channels=data.in_channels,
+                              mean=data.mean, std=data.std, imagenet_arch=args.imagenet_arch)
+
+
+def model_meta(args, data) -> dict:
+    """Facts stored in every checkpoint so a later script can check it was made for the same set-up."""
+    return {"arch": args.arch, "dataset": data.name, "num_classes": data.num_classes,
+            "in_channels": data.in_channels, "split_seed": data.split_seed, "imagenet_arch": args.imagenet_arch}
+
+
+def save_args(args, save_dir, name="args.json") -> None:
+    atomic_write_json(vars(args), Path(save_dir) / name)
+
+
+def format_args(args) -> str:
+    return json.dumps(vars(args), sort_keys=True)

@@ -1,0 +1,179 @@
+"""Train, prune and rewind in rounds (OMP / IMP, SPEC §4–§5); shared by main_imp.py and main_synflow.py.
+
+Files in ``save_dir`` (round k): ``{k}checkpoint.pth.tar`` (resumable state, rewritten after
+every epoch), ``{k}model_SA_best.pth.tar`` (best-validation weights with their masks: the mask
+file), ``epoch_{e}_rewind_weight.pt`` (dense weights to rewind to) and ``imp_results.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+import pruner
+from arg_parser import parse_milestones
+from trainer import accuracy, make_optimizer, make_scheduler, train_epoch
+from utils import UsageError, atomic_torch_save, atomic_write_json, safe_load
+
+# Arguments that define the experiment: a resumed run must agree on all of them.
+EXPERIMENT_ARGS = (
+    "dataset", "arch", "imagenet_arch", "split_seed", "seed", "lr", "momentum", "weight_decay", "epochs",
+    "warmup", "decreasing_lr", "no_aug", "batch_size", "pruning_times", "rate", "prune_type", "random_prune",
+    "rewind_epoch", "rewind_pth",
+)
+
+
+def checkpoint_path(save_dir, k: int) -> Path:
+    return Path(save_dir) / f"{k}checkpoint.pth.tar"
+
+
+def find_resume_checkpoint(args) -> Path:
+    """``--checkpoint`` if given, else the latest round's ``{k}checkpoint.pth.tar`` in ``--save_dir``."""
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        if not path.is_file():
+            raise UsageError(f"--checkpoint '{path}' does not exist; give a {{k}}checkpoint.pth.tar file")
+        return path
+    found = sorted(Path(args.save_dir).glob("*checkpoint.pth.tar"), key=lambda p: int(p.name.split("c")[0] or -1))
+    found = [p for p in found if p.name.split("c")[0].isdigit()]
+    if not found:
+        raise UsageError(f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume")
+    return found[-1]
+
+
+def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS) -> None:
+    for name in names:
+        old, new = saved.get(name), getattr(args, name, None)
+        if old != new:
+            raise UsageError(
+                f"--resume: the saved run has {name}={old!r} but this command gives {new!r}; "
+                f"use the same arguments or another --save_dir"
+            )
+
+
+def _rewind_target(args, save_dir: Path, init_state: dict, rewind_state):
+    """Dense weights the surviving weights go back to after a prune."""
+    if args.rewind_pth:
+        loaded = safe_load(args.rewind_pth, "--rewind_pth file")
+        return pruner.dense_state(loaded.get("state_dict", loaded))
+    if args.prune_type == "pt":
+        best = safe_load(save_dir / "0model_SA_best.pth.tar", "dense best checkpoint")
+        return pruner.dense_state(best["state_dict"])
+    if args.prune_type == "rewind_lt" and args.rewind_epoch > 0:
+        return rewind_state
+    return init_state
+
+
+class RoundState:
+    """What a round needs to continue after a crash: its position, best result and epoch log."""
+
+    def __init__(self, k, epoch=0, best_val=-1.0, best_epoch=-1, best_test=float("nan"), log=None):
+        self.k, self.epoch, self.best_val, self.best_epoch, self.best_test = k, epoch, best_val, best_epoch, best_test
+        self.log = log or []
+
+    def as_dict(self):
+        return {"round": self.k, "epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                "best_test": self.best_test, "epoch_log": self.log}
+
+
+def run_imp(args, data, model, runtime, log=print, meta=None):
+    """Run (or resume) every round; returns the per-round results written to imp_results.json."""
+    save_dir = Path(args.save_dir)
+    milestones = parse_milestones(args.decreasing_lr)
+    meta = dict(meta or {})
+    if args.resume:
+        saved = safe_load(find_resume_checkpoint(args), "resume checkpoint")
+        check_same_experiment(saved["args"], args)
+        pruner.load_pruned_state(model, saved["state_dict"])
+        init_state, rewind_state, rounds = saved["init_state_dict"], saved["rewind_state_dict"], saved["rounds"]
+        position = RoundState(saved["round"], saved["epoch"], saved["best_val"], saved["best_epoch"],
+                              saved["best_test"], saved["epoch_log"])
+        # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
+        opt_state, sched_state = (saved["optimizer"], saved["scheduler"]) if position.epoch else (None, None)
+        log(f"resuming round {position.k} at epoch {position.epoch}")
+    else:
+        init_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
+        atomic_torch_save(init_state, save_dir / "epoch_0_rewind_weight.pt")
+        rewind_state, rounds, position, opt_state, sched_state = None, [], RoundState(0), None, None
+
+    def save_checkpoint(optimizer, scheduler):
+        atomic_torch_save(
+            {"args": vars(args), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "init_state_dict": init_state, "rewind_state_dict": rewind_state,
+             "rounds": rounds, **{k: v for k, v in position.as_dict().items() if k != "epoch_log"},
+             "epoch_log": position.log, **meta},
+            checkpoint_path(save_dir, position.k),
+        )
+
+    while position.k < args.pruning_times:
+        k = position.k
+        optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
+        scheduler = make_scheduler(optimizer, milestones)
+        if k > 0 and args.prune_type == "rewind_lt":
+            for _ in range(args.rewind_epoch):  # the rewound weights continue the schedule where they were saved
+                scheduler.step()
+        if opt_state is not None:
+            optimizer.load_state_dict(opt_state)
+            scheduler.load_state_dict(sched_state)
+            opt_state = sched_state = None
+        ratio = pruner.remaining_weight_ratio(model)
+        log(f"round {k}/{args.pruning_times - 1}: {100 * ratio:.2f}% of conv weights remain")
+        batches = data.train_batches(batch_size=args.batch_size, augment=not args.no_aug, seed=args.seed + 7919 * k)
+        for epoch in range(position.epoch, args.epochs):
+            batches.set_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            stats = train_epoch(model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup,
+                                desc=f"round {k} epoch {epoch}")
+            scheduler.step()
+            val_acc = accuracy(model, data.eval_batches("val"), runtime)
+            entry = {"epoch": epoch, "lr": lr, "train_loss": stats["loss"], "train_acc": stats["acc"],
+                     "val_acc": val_acc, "img_s": stats["img_s"], "seconds": stats["seconds"]}
+            if val_acc > position.best_val:
+                position.best_val, position.best_epoch = val_acc, epoch
+                position.best_test = accuracy(model, data.eval_batches("test"), runtime)
+                atomic_torch_save(
+                    {"state_dict": model.state_dict(), "round": k, "epoch": epoch, "best_val": val_acc,
+                     "test_acc": position.best_test, "remaining_weight_ratio": ratio, "args": vars(args), **meta},
+                    save_dir / f"{k}model_SA_best.pth.tar",
+                )
+            if k == 0 and epoch + 1 == args.rewind_epoch:
+                rewind_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
+                atomic_torch_save(rewind_state, save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt")
+            position.log.append(entry)
+            position.epoch = epoch + 1
+            log(f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
+                f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)")
+            save_checkpoint(optimizer, scheduler)
+        rounds.append({"round": k, "remaining_weight_ratio": ratio, "best_val_acc": position.best_val,
+                       "best_epoch": position.best_epoch, "test_acc": position.best_test, "epochs": position.log})
+        log(f"round {k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
+            f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain")
+        write_results(args, rounds, save_dir)
+        position = RoundState(k + 1)
+        if k + 1 < args.pruning_times:
+            _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed=args.seed + k)
+            save_checkpoint(optimizer, scheduler)  # the new round starts at epoch 0 with a fresh optimiser
+    return rounds
+
+
+def _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed):
+    """Prune the last epoch's weights, then put the survivors back at the rewind target."""
+    pruner.global_prune(model, args.rate, "random" if args.random_prune else "l1", seed=seed)
+    masks = pruner.masks_of(model)
+    pruner.remove_pruning(model)
+    target = _rewind_target(args, save_dir, init_state, rewind_state)
+    model.load_state_dict({key: value.to(model_device(model)) for key, value in target.items()})
+    pruner.apply_mask(model, masks)
+    pruner.refresh_weights(model)
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def write_results(args, rounds, save_dir: Path) -> None:
+    atomic_write_json({"rounds": rounds, "args": vars(args), "written": time.strftime("%Y-%m-%d %H:%M:%S")},
+                      save_dir / "imp_results.json")

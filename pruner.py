@@ -1,0 +1,137 @@
+"""Masks over conv weights: global magnitude / random pruning, extract, apply, remove, sparsity.
+
+Pruning uses ``torch.nn.utils.prune``, so a pruned conv holds ``weight_orig`` and a
+``weight_mask`` buffer and its effective weight is their product: a pruned weight stays exactly
+zero whatever the optimiser does to ``weight_orig``. A state dict of such a model is the
+"mask file" that ``main_forget.py --mask`` takes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.utils.prune as prune
+
+from utils import UsageError
+
+
+def conv_modules(model: nn.Module):
+    """(name, module) of every Conv2d, in registration order."""
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+
+
+def _random_generator_prune(generator):
+    class SeededRandomUnstructured(prune.RandomUnstructured):
+        """``RandomUnstructured`` with its scores drawn from our generator, so a seed fixes the mask."""
+
+        def compute_mask(self, t, default_mask):
+            scores = torch.rand(t.shape, generator=generator).to(t.device)
+            return prune.L1Unstructured(self.amount).compute_mask(scores, default_mask)
+
+    return SeededRandomUnstructured
+
+
+PRUNERS = {
+    "l1": lambda generator: prune.L1Unstructured,
+    "random": _random_generator_prune,
+}
+
+
+def global_prune(model: nn.Module, rate: float, method: str = "l1", seed: int = 0) -> None:
+    """Remove ``rate`` of the still-unpruned conv weights, ranked together across all layers."""
+    if method not in PRUNERS:
+        raise UsageError(f"unknown pruning method '{method}'; choose from {', '.join(PRUNERS)}")
+    if not 0 <= rate < 1:
+        raise UsageError(f"--rate {rate} is outside [0, 1); give the fraction of weights to remove")
+    parameters = [(module, "weight") for _, module in conv_modules(model)]
+    generator = torch.Generator().manual_seed(seed)
+    prune.global_unstructured(parameters, pruning_method=PRUNERS[method](generator), amount=rate)
+
+
+def extract_mask(state_dict) -> dict:
+    """{'<module>.weight_mask': mask} of a pruned model's state dict (a copy)."""
+    return {key: value.detach().clone() for key, value in state_dict.items() if key.endswith("weight_mask")}
+
+
+def apply_mask(model: nn.Module, masks: dict) -> None:
+    """Attach ``masks`` (keys '<module>.weight_mask') to the model's convs as prune re-parametrisations."""
+    modules = dict(conv_modules(model))
+    unknown = [key for key in masks if key[: -len(".weight_mask")] not in modules]
+    if unknown:
+        raise UsageError(f"mask '{unknown[0]}' names no conv layer of this model; is the mask for another --arch?")
+    for key, mask in masks.items():
+        module = modules[key[: -len(".weight_mask")]]
+        if tuple(mask.shape) != tuple(module.weight.shape):
+            raise UsageError(
+                f"mask '{key}' has shape {tuple(mask.shape)} but the model's weight is {tuple(module.weight.shape)}"
+            )
+        if prune.is_pruned(module):
+            prune.remove(module, "weight")
+        prune.custom_from_mask(module, "weight", mask.to(module.weight.device, module.weight.dtype))
+
+
+def remove_pruning(model: nn.Module) -> None:
+    """Bake masks into plain ``weight`` tensors (zeros stay) and drop the re-parametrisation."""
+    for _, module in conv_modules(model):
+        if prune.is_pruned(module):
+            prune.remove(module, "weight")
+
+
+def refresh_weights(model: nn.Module) -> None:
+    """Recompute ``weight = weight_orig * weight_mask`` now (prune's hook only does it on forward)."""
+    for _, module in conv_modules(model):
+        if prune.is_pruned(module):
+            module.weight = module.weight_orig * module.weight_mask
+
+
+def masks_of(model: nn.Module) -> dict:
+    return extract_mask(model.state_dict())
+
+
+def remaining_weight_ratio(model: nn.Module) -> float:
+    """Fraction of conv weights that are kept (1.0 for a dense model)."""
+    kept = total = 0
+    for _, module in conv_modules(model):
+        mask = getattr(module, "weight_mask", None)
+        total += module.weight.numel()
+        kept += module.weight.numel() if mask is None else int(mask.sum().item())
+    return kept / total if total else 1.0
+
+
+def load_pruned_state(model: nn.Module, state_dict: dict) -> None:
+    """Load a state dict that may hold ``weight_orig``/``weight_mask`` pairs into ``model``.
+
+    The model is re-parametrised with the file's masks first, so keys line up; a tensor of the
+    wrong shape or a missing key is named in a UsageError.
+    """
+    remove_pruning(model)
+    apply_mask(model, extract_mask(state_dict))
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        kind = "lacks" if missing else "has an extra"
+        raise UsageError(f"checkpoint {kind} tensor '{key}'; it was saved from another --arch or --dataset")
+    for key, value in state_dict.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise UsageError(
+                f"checkpoint tensor '{key}' has shape {tuple(value.shape)}, the model expects "
+                f"{tuple(expected[key].shape)}; it was saved for another --arch or number of classes"
+            )
+    model.load_state_dict(state_dict)
+    refresh_weights(model)
+
+
+def dense_state(state_dict: dict) -> dict:
+    """A state dict with every ``weight_orig * weight_mask`` pair folded back into ``weight``."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith("weight_mask"):
+            continue
+        if key.endswith("weight_orig"):
+            base = key[: -len("_orig")]
+            out[base] = value * state_dict[base + "_mask"]
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,118 @@
+"""The one epoch loop shared by training, retraining and every iterative unlearning method."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+
+@dataclass
+class Runtime:
+    """Where and how tensors run: bf16 autocast and channels-last are CUDA-only speed-ups."""
+
+    device: torch.device
+    fast: bool = True  # bf16 autocast + channels-last on CUDA; off for bit-faithful float32 runs
+    progress: bool = True
+
+    @property
+    def autocast(self):
+        if self.fast and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def memory_format(self):
+        if self.fast and self.device.type == "cuda":
+            return torch.channels_last
+        return torch.contiguous_format
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=self.memory_format)
+
+
+def cross_entropy(model, images, labels):
+    logits = model(images)
+    return F.cross_entropy(logits, labels), logits
+
+
+def make_optimizer(model, lr, momentum=0.9, weight_decay=5e-4):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, milestones, gamma=0.1):
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
+
+
+def train_epoch(model, batches, optimizer, runtime: Runtime, loss_fn=cross_entropy, epoch=0, warmup=0, desc="train"):
+    """One pass over ``batches``; returns mean loss, accuracy (%), img/s and seconds.
+
+    During the first ``warmup`` epochs the learning rate rises linearly per step to its set
+    value, as the original code's warm-up does.
+    """
+    model.train()
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    steps = len(batches)
+    total_loss = torch.zeros((), device=runtime.device)
+    correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=desc, leave=False, disable=not runtime.progress, unit="batch")
+    for step, (images, labels) in enumerate(bar):
+        if epoch < warmup:
+            scale = min(1.0, (epoch * steps + step + 1) / (warmup * steps))
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * scale
+        with runtime.autocast:
+            loss, logits = loss_fn(model, runtime.inputs(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+        if runtime.progress and step % 10 == 0:
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
+                            img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+    if epoch < warmup:
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base
+    seconds = time.perf_counter() - start
+    seen = max(seen, 1)
+    return {
+        "loss": total_loss.item() / seen,
+        "acc": 100.0 * correct.item() / seen,
+        "img_s": seen / max(seconds, 1e-9),
+        "seconds": seconds,
+    }
+
+
+@torch.no_grad()
+def predict(model, batches, runtime: Runtime):
+    """Logits (float32, on the CPU) and labels of every sample of ``batches``, in order, in eval mode."""
+    model.eval()
+    all_logits, all_labels = [], []
+    for images, labels in batches:
+        with runtime.autocast:
+            logits = model(runtime.inputs(images))
+        all_logits.append(logits.float().cpu())
+        all_labels.append(labels.cpu())
+    if not all_logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def accuracy(model, batches, runtime: Runtime) -> float:
+    """Top-1 accuracy in % (nan for an empty subset)."""
+    logits, labels = predict(model, batches, runtime)
+    if len(labels) == 0:
+        return float("nan")
+    return 100.0 * (logits.argmax(1) == labels).float().mean().item()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -88,7 +89,10 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
         saved = safe_load(find_resume_checkpoint(args), "resume checkpoint")
         check_same_experiment(saved["args"], args)
         pruner.load_pruned_state(model, saved["state_dict"])
-        init_state, rewind_state, rounds = saved["init_state_dict"], saved["rewind_state_dict"], saved["rounds"]
+        init_state = safe_load(save_dir / "epoch_0_rewind_weight.pt", "initial weights")
+        rewind_file = save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt"
+        rewind_state = safe_load(rewind_file, "rewind weights") if saved["has_rewind_state"] else None
+        rounds = saved["rounds"]
         position = RoundState(saved["round"], saved["epoch"], saved["best_val"], saved["best_epoch"],
                               saved["best_test"], saved["epoch_log"])
         # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
@@ -102,7 +106,7 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
     def save_checkpoint(optimizer, scheduler):
         atomic_torch_save(
             {"args": vars(args), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "init_state_dict": init_state, "rewind_state_dict": rewind_state,
+             "scheduler": scheduler.state_dict(), "has_rewind_state": rewind_state is not None,
              "rounds": rounds, **{k: v for k, v in position.as_dict().items() if k != "epoch_log"},
              "epoch_log": position.log, **meta},
             checkpoint_path(save_dir, position.k),
@@ -113,8 +117,10 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
         optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
         scheduler = make_scheduler(optimizer, milestones)
         if k > 0 and args.prune_type == "rewind_lt":
-            for _ in range(args.rewind_epoch):  # the rewound weights continue the schedule where they were saved
-                scheduler.step()
+            with warnings.catch_warnings():  # stepping before any optimiser step is the point here
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(args.rewind_epoch):  # the rewound weights continue the schedule where they were saved
+                    scheduler.step()
         if opt_state is not None:
             optimizer.load_state_dict(opt_state)
             scheduler.load_state_dict(sched_state)

@@ -52,15 +52,23 @@ def resolve_device(device: str = "auto", gpu: int | None = None) -> torch.device
     raise UsageError(f"unknown --device '{device}'; choose auto, cpu, cuda or cuda:N")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic_write(path, write) -> None:
-    """Write through ``write(file_object)`` into a temp file beside ``path``, then rename it in place."""
+    """Write through ``write(file_object)`` into a temp file beside ``path``, then rename it in place.
+
+    A killed process leaves the old file or the new one, never a truncated one. (No fsync: that
+    guards against power loss too, but costs seconds per checkpoint on slow disks.)
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

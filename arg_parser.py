@@ -25,9 +25,13 @@ def add_data_args(parser):
     group.add_argument("--data", default="../data", help="folder holding the dataset files (default ../data)")
     group.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, svhn, TinyImagenet or digits")
     group.add_argument("--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
-    group.add_argument("--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data")
+    group.add_argument(
+        "--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data"
+    )
     group.add_argument("--num_classes", type=int, default=10, help="accepted for compatibility; taken from the data")
-    group.add_argument("--num_workers", type=int, default=4, help="accepted for compatibility; data stays on the device")
+    group.add_argument(
+        "--num_workers", type=int, default=4, help="accepted for compatibility; data stays on the device"
+    )
     group.add_argument("--workers", type=int, default=4, help="accepted for compatibility (see --num_workers)")
     group.add_argument("--split_seed", type=int, default=1, help="seed of the 10%%-per-class validation split")
     group.add_argument("--no-aug", dest="no_aug", action="store_true", help="no train-time crop/flip augmentation")
@@ -37,7 +41,9 @@ def add_data_args(parser):
 
 def add_model_args(parser):
     group = parser.add_argument_group("model")
-    group.add_argument("--arch", default="resnet18", help="resnet18, resnet50, resnet20s, resnet44s, resnet56s, vgg16_bn")
+    group.add_argument(
+        "--arch", default="resnet18", help="resnet18, resnet50, resnet20s, resnet44s, resnet56s, vgg16_bn"
+    )
     group.add_argument("--imagenet_arch", action="store_true", help="7x7/2 stem + max-pool instead of the CIFAR stem")
     return group
 
@@ -73,7 +79,9 @@ def add_prune_args(parser):
     group.add_argument("--prune", default="omp", help="accepted for compatibility (omp = one-shot, IMP via rounds)")
     group.add_argument("--pruning_times", type=int, default=1, help="training rounds; round 0 is dense (OMP: 2)")
     group.add_argument("--rate", type=float, default=0.95, help="fraction of remaining conv weights pruned per round")
-    group.add_argument("--prune_type", default="rewind_lt", help="lt, pt or rewind_lt: what surviving weights rewind to")
+    group.add_argument(
+        "--prune_type", default="rewind_lt", help="lt, pt or rewind_lt: what surviving weights rewind to"
+    )
     group.add_argument("--random_prune", action="store_true", help="prune a random set instead of smallest |w|")
     group.add_argument("--rewind_epoch", type=int, default=0, help="rewind_lt: epoch of round 0 to rewind to")
     group.add_argument("--rewind_pth", default=None, help="file of weights to rewind to instead")
@@ -83,12 +91,16 @@ def add_prune_args(parser):
 def add_unlearn_args(parser):
     group = parser.add_argument_group("unlearn")
     group.add_argument("--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
-    group.add_argument("--unlearn", default="retrain", help="method: raw, retrain, FT, GA, fisher_new, wfisher, FT_prune, ...")
+    group.add_argument(
+        "--unlearn", default="retrain", help="method: raw, retrain, FT, GA, fisher_new, wfisher, FT_prune, ..."
+    )
     group.add_argument("--unlearn_lr", type=float, default=0.01, help="learning rate of iterative unlearning")
     group.add_argument("--unlearn_epochs", type=int, default=10, help="epochs of iterative unlearning")
     group.add_argument("--num_indexes_to_replace", type=_int_or_none, default=None, help="size of the forget set")
     group.add_argument("--class_to_replace", type=int, default=0, help="class to forget from (-1: any class)")
-    group.add_argument("--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file")
+    group.add_argument(
+        "--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file"
+    )
     group.add_argument("--alpha", type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
     group.add_argument("--no-l1-epochs", dest="no_l1_epochs", type=int, default=0, help="final epochs without l1")
     return group

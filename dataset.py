@@ -186,7 +186,9 @@ def load_tiny_imagenet(data_dir: Path, **_):
     for wnid in wnids:
         images = sorted((data_dir / "train" / wnid / "images").glob("*.JPEG"))
         if not images:
-            raise UsageError(f"TinyImageNet: no images in '{data_dir / 'train' / wnid / 'images'}'; is --data_dir complete?")
+            raise UsageError(
+                f"TinyImageNet: no images in '{data_dir / 'train' / wnid / 'images'}'; is --data_dir complete?"
+            )
         train_paths += images
         train_labels += [class_of[wnid]] * len(images)
     test_paths, test_labels = [], []
@@ -279,7 +281,9 @@ def random_crop(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> to
     padded = F.pad(images, (padding,) * 4)
     rows = offsets[:, 0, None] + torch.arange(height, device=images.device)
     cols = offsets[:, 1, None] + torch.arange(width, device=images.device)
-    gathered = padded.permute(0, 2, 3, 1)[torch.arange(batch, device=images.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    gathered = padded.permute(0, 2, 3, 1)[
+        torch.arange(batch, device=images.device)[:, None, None], rows[:, :, None], cols[:, None, :]
+    ]
     return gathered.permute(0, 3, 1, 2)
 
 

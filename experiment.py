@@ -18,8 +18,20 @@ def validate_common(args) -> None:
         raise UsageError(f"unknown --dataset '{args.dataset}'; choose from {', '.join(sorted(dataset.DATASETS))}")
     if args.arch not in models.MODELS:
         raise UsageError(f"unknown --arch '{args.arch}'; choose from {', '.join(sorted(models.MODELS))}")
-    check_nonnegative(args, ["epochs", "lr", "unlearn_epochs", "unlearn_lr", "warmup", "rewind_epoch",
-                             "weight_decay", "momentum", "no_l1_epochs"])
+    check_nonnegative(
+        args,
+        [
+            "epochs",
+            "lr",
+            "unlearn_epochs",
+            "unlearn_lr",
+            "warmup",
+            "rewind_epoch",
+            "weight_decay",
+            "momentum",
+            "no_l1_epochs",
+        ],
+    )
     if getattr(args, "batch_size", 1) < 1:
         raise UsageError(f"--batch_size {args.batch_size} must be at least 1")
     parse_milestones(args.decreasing_lr)
@@ -33,14 +45,26 @@ def make_runtime(args) -> Runtime:
 def build_model(args, data, seed: int):
     """A freshly initialised model for ``data``; ``seed`` fixes the initial weights."""
     set_seed(seed)
-    return models.build_model(args.arch, num_classes=data.num_classes, in_channels=data.in_channels,
-                              mean=data.mean, std=data.std, imagenet_arch=args.imagenet_arch)
+    return models.build_model(
+        args.arch,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+        mean=data.mean,
+        std=data.std,
+        imagenet_arch=args.imagenet_arch,
+    )
 
 
 def model_meta(args, data) -> dict:
     """Facts stored in every checkpoint so a later script can check it was made for the same set-up."""
-    return {"arch": args.arch, "dataset": data.name, "num_classes": data.num_classes,
-            "in_channels": data.in_channels, "split_seed": data.split_seed, "imagenet_arch": args.imagenet_arch}
+    return {
+        "arch": args.arch,
+        "dataset": data.name,
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "split_seed": data.split_seed,
+        "imagenet_arch": args.imagenet_arch,
+    }
 
 
 def save_args(args, save_dir, name="args.json") -> None:

@@ -21,9 +21,25 @@ from utils import UsageError, atomic_torch_save, atomic_write_json, safe_load
 
 # Arguments that define the experiment: a resumed run must agree on all of them.
 EXPERIMENT_ARGS = (
-    "dataset", "arch", "imagenet_arch", "split_seed", "seed", "lr", "momentum", "weight_decay", "epochs",
-    "warmup", "decreasing_lr", "no_aug", "batch_size", "pruning_times", "rate", "prune_type", "random_prune",
-    "rewind_epoch", "rewind_pth",
+    "dataset",
+    "arch",
+    "imagenet_arch",
+    "split_seed",
+    "seed",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "epochs",
+    "warmup",
+    "decreasing_lr",
+    "no_aug",
+    "batch_size",
+    "pruning_times",
+    "rate",
+    "prune_type",
+    "random_prune",
+    "rewind_epoch",
+    "rewind_pth",
 )
 
 
@@ -41,7 +57,9 @@ def find_resume_checkpoint(args) -> Path:
     found = sorted(Path(args.save_dir).glob("*checkpoint.pth.tar"), key=lambda p: int(p.name.split("c")[0] or -1))
     found = [p for p in found if p.name.split("c")[0].isdigit()]
     if not found:
-        raise UsageError(f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume")
+        raise UsageError(
+            f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume"
+        )
     return found[-1]
 
 
@@ -76,8 +94,14 @@ class RoundState:
         self.log = log or []
 
     def as_dict(self):
-        return {"round": self.k, "epoch": self.epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
-                "best_test": self.best_test, "epoch_log": self.log}
+        return {
+            "round": self.k,
+            "epoch": self.epoch,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "best_test": self.best_test,
+            "epoch_log": self.log,
+        }
 
 
 def run_imp(args, data, model, runtime, log=print, meta=None):
@@ -93,8 +117,14 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
         rewind_file = save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt"
         rewind_state = safe_load(rewind_file, "rewind weights") if saved["has_rewind_state"] else None
         rounds = saved["rounds"]
-        position = RoundState(saved["round"], saved["epoch"], saved["best_val"], saved["best_epoch"],
-                              saved["best_test"], saved["epoch_log"])
+        position = RoundState(
+            saved["round"],
+            saved["epoch"],
+            saved["best_val"],
+            saved["best_epoch"],
+            saved["best_test"],
+            saved["epoch_log"],
+        )
         # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
         opt_state, sched_state = (saved["optimizer"], saved["scheduler"]) if position.epoch else (None, None)
         log(f"resuming round {position.k} at epoch {position.epoch}")
@@ -105,10 +135,17 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
 
     def save_checkpoint(optimizer, scheduler):
         atomic_torch_save(
-            {"args": vars(args), "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "has_rewind_state": rewind_state is not None,
-             "rounds": rounds, **{k: v for k, v in position.as_dict().items() if k != "epoch_log"},
-             "epoch_log": position.log, **meta},
+            {
+                "args": vars(args),
+                "state_dict": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "has_rewind_state": rewind_state is not None,
+                "rounds": rounds,
+                **{k: v for k, v in position.as_dict().items() if k != "epoch_log"},
+                "epoch_log": position.log,
+                **meta,
+            },
             checkpoint_path(save_dir, position.k),
         )
 
@@ -131,18 +168,34 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
         for epoch in range(position.epoch, args.epochs):
             batches.set_epoch(epoch)
             lr = optimizer.param_groups[0]["lr"]
-            stats = train_epoch(model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup,
-                                desc=f"round {k} epoch {epoch}")
+            stats = train_epoch(
+                model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup, desc=f"round {k} epoch {epoch}"
+            )
             scheduler.step()
             val_acc = accuracy(model, data.eval_batches("val"), runtime)
-            entry = {"epoch": epoch, "lr": lr, "train_loss": stats["loss"], "train_acc": stats["acc"],
-                     "val_acc": val_acc, "img_s": stats["img_s"], "seconds": stats["seconds"]}
+            entry = {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": stats["loss"],
+                "train_acc": stats["acc"],
+                "val_acc": val_acc,
+                "img_s": stats["img_s"],
+                "seconds": stats["seconds"],
+            }
             if val_acc > position.best_val:
                 position.best_val, position.best_epoch = val_acc, epoch
                 position.best_test = accuracy(model, data.eval_batches("test"), runtime)
                 atomic_torch_save(
-                    {"state_dict": model.state_dict(), "round": k, "epoch": epoch, "best_val": val_acc,
-                     "test_acc": position.best_test, "remaining_weight_ratio": ratio, "args": vars(args), **meta},
+                    {
+                        "state_dict": model.state_dict(),
+                        "round": k,
+                        "epoch": epoch,
+                        "best_val": val_acc,
+                        "test_acc": position.best_test,
+                        "remaining_weight_ratio": ratio,
+                        "args": vars(args),
+                        **meta,
+                    },
                     save_dir / f"{k}model_SA_best.pth.tar",
                 )
             if k == 0 and epoch + 1 == args.rewind_epoch:
@@ -150,13 +203,25 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
                 atomic_torch_save(rewind_state, save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt")
             position.log.append(entry)
             position.epoch = epoch + 1
-            log(f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
-                f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)")
+            log(
+                f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
+                f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
+            )
             save_checkpoint(optimizer, scheduler)
-        rounds.append({"round": k, "remaining_weight_ratio": ratio, "best_val_acc": position.best_val,
-                       "best_epoch": position.best_epoch, "test_acc": position.best_test, "epochs": position.log})
-        log(f"round {k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
-            f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain")
+        rounds.append(
+            {
+                "round": k,
+                "remaining_weight_ratio": ratio,
+                "best_val_acc": position.best_val,
+                "best_epoch": position.best_epoch,
+                "test_acc": position.best_test,
+                "epochs": position.log,
+            }
+        )
+        log(
+            f"round {k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
+            f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
+        )
         write_results(args, rounds, save_dir)
         position = RoundState(k + 1)
         if k + 1 < args.pruning_times:
@@ -181,5 +246,7 @@ def model_device(model) -> torch.device:
 
 
 def write_results(args, rounds, save_dir: Path) -> None:
-    atomic_write_json({"rounds": rounds, "args": vars(args), "written": time.strftime("%Y-%m-%d %H:%M:%S")},
-                      save_dir / "imp_results.json")
+    atomic_write_json(
+        {"rounds": rounds, "args": vars(args), "written": time.strftime("%Y-%m-%d %H:%M:%S")},
+        save_dir / "imp_results.json",
+    )

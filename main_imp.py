@@ -7,10 +7,11 @@ Example (the original README's OMP command on the embedded digits data):
 
 from __future__ import annotations
 
+from imp import find_resume_checkpoint, run_imp
+
 import arg_parser
 import dataset
 from experiment import build_model, make_runtime, model_meta, save_args, validate_common
-from imp import find_resume_checkpoint, run_imp
 from utils import UsageError, run_cli
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")
@@ -48,12 +49,17 @@ def main(argv=None):
     model = runtime.prepare(build_model(args, data, seed=args.seed))
     save_dir = arg_parser.check_save_dir(args.save_dir)
     save_args(args, save_dir)
-    print(f"{data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val / {len(data.test_labels)} test, "
-          f"{args.arch} on {runtime.device}, {args.pruning_times} round(s) at rate {args.rate}", flush=True)
+    print(
+        f"{data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val / {len(data.test_labels)} test, "
+        f"{args.arch} on {runtime.device}, {args.pruning_times} round(s) at rate {args.rate}",
+        flush=True,
+    )
     rounds = run_imp(args, data, model, runtime, log=lambda line: print(line, flush=True), meta=model_meta(args, data))
     for result in rounds:
-        print(f"round {result['round']}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "
-              f"best val {result['best_val_acc']:.2f}%  test {result['test_acc']:.2f}%")
+        print(
+            f"round {result['round']}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "
+            f"best val {result['best_val_acc']:.2f}%  test {result['test_acc']:.2f}%"
+        )
 
 
 if __name__ == "__main__":

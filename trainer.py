@@ -80,8 +80,11 @@ def train_epoch(model, batches, optimizer, runtime: Runtime, loss_fn=cross_entro
         seen += len(labels)
         if runtime.progress and step % 10 == 0:
             elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{100 * correct.item() / seen:.1f}",
-                            img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+            bar.set_postfix(
+                loss=f"{total_loss.item() / seen:.3f}",
+                acc=f"{100 * correct.item() / seen:.1f}",
+                img_s=f"{seen / max(elapsed, 1e-9):.0f}",
+            )
     if epoch < warmup:
         for group, base in zip(optimizer.param_groups, base_lrs):
             group["lr"] = base

@@ -115,4 +115,6 @@ def safe_load(path, what: str = "checkpoint"):
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"{what} '{path}' is not a readable torch checkpoint (truncated or corrupt?): {first}") from None
+        raise UsageError(
+            f"{what} '{path}' is not a readable torch checkpoint (truncated or corrupt?): {first}"
+        ) from None

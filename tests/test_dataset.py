@@ -30,8 +30,9 @@ def test_validation_split_sizes_disjoint_and_rule(digits_raw):
         assert (labels[val_idx] == c).sum() == int(0.1 * (labels == c).sum())
     # the rule, recomputed independently: one RandomState, class by class
     rng = np.random.RandomState(1)
-    expected = np.hstack([rng.choice(np.flatnonzero(labels == c), int(0.1 * (labels == c).sum()), replace=False)
-                          for c in range(10)])
+    expected = np.hstack(
+        [rng.choice(np.flatnonzero(labels == c), int(0.1 * (labels == c).sum()), replace=False) for c in range(10)]
+    )
     np.testing.assert_array_equal(val_idx, expected)
 
 
@@ -197,7 +198,9 @@ def test_tiny_imagenet_reader_on_folder_layout(tmp_path):
     (tmp_path / "val" / "images").mkdir(parents=True)
     write_png(torch.full((3, 64, 64), 7, dtype=torch.uint8), str(tmp_path / "val" / "images" / "val_0.JPEG"))
     write_png(torch.full((1, 64, 64), 9, dtype=torch.uint8), str(tmp_path / "val" / "images" / "val_1.JPEG"))
-    (tmp_path / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn002\t0\t0\t1\t1\nval_1.JPEG\tn001\t0\t0\t1\t1\n")
+    (tmp_path / "val" / "val_annotations.txt").write_text(
+        "val_0.JPEG\tn002\t0\t0\t1\t1\nval_1.JPEG\tn001\t0\t0\t1\t1\n"
+    )
     raw = dataset.load_raw("TinyImagenet", data_dir=str(tmp_path))
     assert raw.train_images.shape == (6, 3, 64, 64) and raw.num_classes == 2
     assert raw.train_labels.tolist() == [0, 0, 0, 1, 1, 1]

@@ -8,21 +8,57 @@ import torch
 import main_imp
 import pruner
 
-BASE = ["--dataset", "digits", "--arch", "resnet20s", "--epochs", "2", "--batch_size", "128", "--lr", "0.05",
-        "--decreasing_lr", "1", "--no-progress", "--device", "cpu"]
+BASE = [
+    "--dataset",
+    "digits",
+    "--arch",
+    "resnet20s",
+    "--epochs",
+    "2",
+    "--batch_size",
+    "128",
+    "--lr",
+    "0.05",
+    "--decreasing_lr",
+    "1",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(scope="module")
 def omp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("omp")
-    main_imp.main([*BASE, "--prune_type", "rewind_lt", "--rewind_epoch", "1", "--rate", "0.9",
-                   "--pruning_times", "2", "--save_dir", str(out)])
+    main_imp.main(
+        [
+            *BASE,
+            "--prune_type",
+            "rewind_lt",
+            "--rewind_epoch",
+            "1",
+            "--rate",
+            "0.9",
+            "--pruning_times",
+            "2",
+            "--save_dir",
+            str(out),
+        ]
+    )
     return out
 
 
 def test_outputs_and_sparsity(omp_run):
-    for name in ["0checkpoint.pth.tar", "1checkpoint.pth.tar", "0model_SA_best.pth.tar", "1model_SA_best.pth.tar",
-                 "epoch_0_rewind_weight.pt", "epoch_1_rewind_weight.pt", "args.json", "imp_results.json"]:
+    for name in [
+        "0checkpoint.pth.tar",
+        "1checkpoint.pth.tar",
+        "0model_SA_best.pth.tar",
+        "1model_SA_best.pth.tar",
+        "epoch_0_rewind_weight.pt",
+        "epoch_1_rewind_weight.pt",
+        "args.json",
+        "imp_results.json",
+    ]:
         assert (omp_run / name).is_file(), name
     results = json.loads((omp_run / "imp_results.json").read_text())
     assert [r["round"] for r in results["rounds"]] == [0, 1]
@@ -52,11 +88,30 @@ def test_resume_after_finished_round_matches(omp_run, tmp_path):
     """Resuming from round 1's epoch-0 checkpoint reproduces round 1 exactly on the CPU."""
     import shutil
 
-    for name in ["0checkpoint.pth.tar", "0model_SA_best.pth.tar", "epoch_0_rewind_weight.pt",
-                 "epoch_1_rewind_weight.pt", "args.json"]:
+    for name in [
+        "0checkpoint.pth.tar",
+        "0model_SA_best.pth.tar",
+        "epoch_0_rewind_weight.pt",
+        "epoch_1_rewind_weight.pt",
+        "args.json",
+    ]:
         shutil.copy(omp_run / name, tmp_path / name)
-    main_imp.main([*BASE, "--prune_type", "rewind_lt", "--rewind_epoch", "1", "--rate", "0.9",
-                   "--pruning_times", "2", "--save_dir", str(tmp_path), "--resume"])
+    main_imp.main(
+        [
+            *BASE,
+            "--prune_type",
+            "rewind_lt",
+            "--rewind_epoch",
+            "1",
+            "--rate",
+            "0.9",
+            "--pruning_times",
+            "2",
+            "--save_dir",
+            str(tmp_path),
+            "--resume",
+        ]
+    )
     a = torch.load(omp_run / "1model_SA_best.pth.tar", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "1model_SA_best.pth.tar", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)

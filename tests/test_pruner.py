@@ -11,9 +11,15 @@ from utils import UsageError
 def small_net(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 32, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
     )
 
 
@@ -28,8 +34,9 @@ def test_omp_095_leaves_five_percent_and_smallest_weights_go():
     total = conv_total(model)
     kept = round(total * pruner.remaining_weight_ratio(model))
     assert kept == total - round(0.95 * total)
-    kept_values = torch.cat([m.weight.detach().abs().flatten()[m.weight_mask.flatten() > 0]
-                             for _, m in pruner.conv_modules(model)])
+    kept_values = torch.cat(
+        [m.weight.detach().abs().flatten()[m.weight_mask.flatten() > 0] for _, m in pruner.conv_modules(model)]
+    )
     # global ranking: every kept magnitude is at least the largest removed one
     threshold = weights.sort().values[round(0.95 * total) - 1]
     assert kept_values.min() >= threshold
@@ -60,7 +67,7 @@ def test_pruned_weights_stay_zero_through_sgd_and_save_load(tmp_path):
     pruner.global_prune(model, 0.9)
     masks = pruner.masks_of(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=5e-4)
-    for step in range(5):
+    for _ in range(5):
         x = torch.randn(8, 3, 8, 8)
         loss = model(x).pow(2).mean() + sum(p.abs().sum() for p in model.parameters()) * 1e-3
         opt.zero_grad()

@@ -1,0 +1,61 @@
+"""Accuracy on D_r / D_f / validation / test and the MIA scores of an unlearned model (SPEC §7).
+
+All subsets are seen with the test transform. Probabilities are computed once per subset and
+shared by the accuracies and the attack.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from evaluation import mia
+from trainer import predict
+
+
+def probabilities(model, batches, runtime):
+    """(softmax probabilities float64 numpy (n, k), labels numpy (n,)) in the subset's order."""
+    logits, labels = predict(model, batches, runtime)
+    return torch.softmax(logits.double(), dim=1).numpy(), labels.numpy()
+
+
+def _accuracy(probs_labels) -> float:
+    probs, labels = probs_labels
+    if len(labels) == 0:
+        return float("nan")
+    return float(100.0 * np.mean(probs.argmax(1) == labels))
+
+
+def test_indices(data, forgotten_class):
+    """Test set positions; without the forgotten class when a whole class is forgotten (SPEC §2)."""
+    labels = data.test_labels.cpu().numpy()
+    if forgotten_class is None:
+        return np.arange(len(labels))
+    return np.flatnonzero(labels != forgotten_class)
+
+
+def evaluate(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, done=None, log=print):
+    """All metrics of SPEC §7 except RTE; ``done`` holds metrics already computed (reused on resume)."""
+    results = dict(done or {})
+    sets = {
+        "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),
+        "forget": probabilities(model, data.eval_batches("train", forget_indices), runtime),
+        "val": probabilities(model, data.eval_batches("val"), runtime),
+        "test": probabilities(model, data.eval_batches("test", test_indices(data, forgotten_class)), runtime),
+    }
+    if "accuracy" not in results:
+        results["accuracy"] = {name: _accuracy(value) for name, value in sets.items()}
+    accuracy = results["accuracy"]
+    results.update(UA=100.0 - accuracy["forget"], RA=accuracy["retain"], TA=accuracy["test"])
+    log(
+        f"accuracy: retain {accuracy['retain']:.2f}%  forget {accuracy['forget']:.2f}%  "
+        f"val {accuracy['val']:.2f}%  test {accuracy['test']:.2f}%"
+    )
+    if "SVC_MIA_forget_efficacy" not in results:
+        results["SVC_MIA_forget_efficacy"] = mia.mia_forget_efficacy(sets["retain"], sets["test"], sets["forget"])
+    results["MIA_efficacy"] = results["SVC_MIA_forget_efficacy"]["confidence"]
+    log("MIA-Efficacy: " + "  ".join(f"{k} {v:.2f}" for k, v in results["SVC_MIA_forget_efficacy"].items()))
+    if "SVC_MIA_training_privacy" not in results:
+        results["SVC_MIA_training_privacy"] = mia.mia_training_privacy(sets["retain"], sets["test"])
+    log("training-privacy MIA: " + "  ".join(f"{k} {v:.2f}" for k, v in results["SVC_MIA_training_privacy"].items()))
+    return results

@@ -1,0 +1,87 @@
+"""Which training samples to forget: class-wise, random, or given indices (SPEC §2), checked early."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dataset import select_forget
+from utils import UsageError
+
+
+@dataclass
+class ForgetSet:
+    scenario: str  # "class", "random" or "indices"
+    forget_indices: np.ndarray  # positions in D (train after the validation split)
+    retain_indices: np.ndarray
+    forgotten_class: int | None  # set only when a whole class is forgotten
+
+    def describe(self, num_train: int) -> str:
+        share = f"{len(self.forget_indices)} of {num_train} training samples"
+        if self.scenario == "indices":
+            return f"scenario: given indices, forgetting {share}"
+        if self.scenario == "random":
+            return f"scenario: RANDOM forgetting (--class_to_replace -1) of {share}"
+        if self.forgotten_class is not None:
+            return (
+                f"scenario: CLASS-WISE forgetting of the whole class {self.forgotten_class} ({share}); TA excludes it"
+            )
+        return f"scenario: CLASS-WISE forgetting of part of one class ({share})"
+
+
+def parse_indices(text: str) -> np.ndarray:
+    """A comma-separated list, or a .npy / .txt / .json file of integers."""
+    path = Path(text)
+    try:
+        if path.suffix == ".npy" and path.is_file():
+            values = np.load(path, allow_pickle=False)
+        elif path.is_file():
+            values = np.array(
+                [int(v) for v in path.read_text().replace(",", " ").replace("[", " ").replace("]", " ").split()]
+            )
+        else:
+            values = np.array([int(v) for v in text.split(",") if v.strip()])
+    except ValueError:
+        raise UsageError(
+            f"--indexes_to_replace '{text}' is neither a file of integers nor a list like 3,17,42"
+        ) from None
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def choose_forget_set(labels: np.ndarray, num_classes: int, args) -> ForgetSet:
+    """Apply the selection rule and refuse impossible requests with a message naming the fix."""
+    n_train = len(labels)
+    if args.indexes_to_replace is not None:
+        if args.num_indexes_to_replace is not None:
+            raise UsageError("give either --num_indexes_to_replace or --indexes_to_replace, not both")
+        forget = parse_indices(args.indexes_to_replace)
+        if len(forget) == 0:
+            raise UsageError("--indexes_to_replace is empty; give at least one training index")
+        bad = forget[(forget < 0) | (forget >= n_train)]
+        if len(bad):
+            raise UsageError(f"--indexes_to_replace holds {bad[0]}, outside the training set's 0..{n_train - 1}")
+        if len(np.unique(forget)) != len(forget):
+            raise UsageError("--indexes_to_replace repeats an index; give each training index once")
+        scenario, whole_class = "indices", None
+    else:
+        c, n = args.class_to_replace, args.num_indexes_to_replace
+        if not -1 <= c < num_classes:
+            raise UsageError(
+                f"--class_to_replace {c} is not a class of this dataset; use 0..{num_classes - 1} "
+                f"or -1 for random forgetting"
+            )
+        candidates = n_train if c == -1 else int((labels == c).sum())
+        if n is not None and n <= 0:
+            raise UsageError(f"--num_indexes_to_replace {n} must be positive")
+        if n is not None and n > candidates:
+            which = "training samples" if c == -1 else f"samples of class {c}"
+            raise UsageError(f"--num_indexes_to_replace {n} is more than the {candidates} {which}; lower it")
+        forget = select_forget(labels, c, n, args.seed)
+        scenario = "random" if c == -1 else "class"
+        whole_class = c if c != -1 and len(forget) == candidates else None
+    if len(forget) >= n_train:
+        raise UsageError("the forget set is the whole training set, leaving nothing to retain; forget fewer samples")
+    retain = np.setdiff1d(np.arange(n_train), forget)
+    return ForgetSet(scenario, forget, retain, whole_class)

@@ -1,0 +1,652 @@
+"""Turn folders of unlearning and backdoor results into the paper's tables, a CSV and sparsity plots.
+
+Reads every ``*_eval.json`` (main_forget.py) and ``*_backdoor.json`` (main_backdoor.py) below the
+given folders. Unlearning runs are grouped by (dataset, arch, scenario + forget set, sparsity,
+method); each group shows mean ± sample std over seeds of UA, MIA-Efficacy, RA and TA, each with
+its gap to Retrain of the same setting and sparsity in parentheses, the mean of the four gaps
+("Avg. Gap") and the mean RTE.
+
+Writes into ``--out`` (default: the first RESULT_DIR):
+  report.md            every table, the missing/partial runs and the problems found
+  report.csv           one row per unlearning group (means, stds, gaps, Avg. Gap, RTE)
+  backdoor.csv         one row per backdoor group (SA/ASR before and after)
+  sparsity_UA.png      UA vs sparsity, one line per method, one panel per (dataset, arch, scenario)
+  sparsity_MIA.png     MIA-Efficacy vs sparsity, same layout
+  backdoor_ASR_SA.png  ASR and SA after unlearning vs sparsity, one line per method
+
+Example:
+  python report.py runs/sweep --expect-methods retrain FT GA fisher_new wfisher FT_prune --expect-seeds 1 2 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from utils import UsageError, atomic_write_text, run_cli
+
+METHOD_NAMES = {
+    "raw": "Original",
+    "retrain": "Retrain",
+    "FT": "FT",
+    "GA": "GA",
+    "fisher_new": "FF",
+    "wfisher": "IU",
+    "FT_prune": "ℓ1-sparse",
+    "FT_l1": "FT_l1",
+    "GA_l1": "GA_l1",
+}
+METHOD_ORDER = ("retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune")
+# (short name used in rows/CSV, key in *_eval.json, column title)
+METRICS = (("UA", "UA", "UA"), ("MIA", "MIA_efficacy", "MIA-Efficacy"), ("RA", "RA", "RA"), ("TA", "TA", "TA"))
+BACKDOOR_METRICS = ("SA_before", "ASR_before", "SA_after", "ASR_after", "ASR_nontarget_before", "ASR_nontarget_after")
+SETTING_FIELDS = ("dataset", "arch", "scenario", "class_to_replace", "num_forget")
+BACKDOOR_SETTING_FIELDS = ("dataset", "arch", "target", "num_poisoned")
+# Resolved arguments that must agree inside a group, or its mean would mix different experiments.
+SETTING_ARGS = (
+    "unlearn_lr",
+    "unlearn_epochs",
+    "alpha",
+    "no_l1_epochs",
+    "decreasing_lr",
+    "batch_size",
+    "warmup",
+    "no_aug",
+    "split_seed",
+)
+
+
+def method_name(method: str) -> str:
+    return METHOD_NAMES.get(method, method)
+
+
+def method_rank(method: str) -> tuple:
+    """Retrain, FT, GA, FF, IU, ℓ1-sparse first (paper order), then the others by name."""
+    if method in METHOD_ORDER:
+        return (0, METHOD_ORDER.index(method), "")
+    return (1, 0, method)
+
+
+def sparsity_of(remaining_weight_ratio: float) -> float:
+    return round(100.0 * (1.0 - remaining_weight_ratio), 1)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def find_result_files(paths) -> tuple[list[Path], list[str]]:
+    files, problems = set(), []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.update(path.rglob("*_eval.json"))
+            files.update(path.rglob("*_backdoor.json"))
+        elif path.is_file() and path.name.endswith(("_eval.json", "_backdoor.json")):
+            files.add(path)
+        else:
+            problems.append(f"{path}: not a folder or a *_eval.json / *_backdoor.json file")
+    return sorted(files), problems
+
+
+def _field(record: dict, key: str, kind):
+    if key not in record:
+        raise ValueError(f"missing key '{key}'")
+    value = record[key]
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"'{key}' is {value!r}, not a number")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"'{key}' is {value!r}, not an integer")
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{key}' is {value!r}, not a name")
+    return value
+
+
+def _common_fields(record: dict, path: Path, kind: str) -> dict:
+    args = record.get("args")
+    if not isinstance(args, dict):
+        raise ValueError("missing the 'args' dict (resolved command-line arguments)")
+    ratio = _field(record, "remaining_weight_ratio", float)
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"'remaining_weight_ratio' is {ratio}, outside [0, 1]")
+    return {
+        "kind": kind,
+        "path": str(path),
+        "dataset": _field(record if "dataset" in record else args, "dataset", str),
+        "arch": _field(record if "arch" in record else args, "arch", str),
+        "method": _field(record, "method", str),
+        "sparsity": sparsity_of(ratio),
+        "seed": _field(record, "seed", int),
+        "settings": {key: args[key] for key in SETTING_ARGS if key in args} | _split_seed(record),
+    }
+
+
+def _split_seed(record: dict) -> dict:
+    return {"split_seed": record["split_seed"]} if "split_seed" in record else {}
+
+
+def parse_eval(record: dict, path: Path) -> dict:
+    """One ``*_eval.json`` as a flat run dict; raises ValueError naming what is wrong."""
+    run = _common_fields(record, path, "unlearn")
+    run["scenario"] = _field(record, "scenario", str)
+    run["class_to_replace"] = _field(record, "class_to_replace", int) if run["scenario"] == "class" else None
+    run["num_forget"] = _field(record, "num_forget", int)
+    for short, key, _ in METRICS:
+        run[short] = _field(record, key, float)
+    run["RTE"] = _field(record, "RTE_min", float)
+    return run
+
+
+def parse_backdoor(record: dict, path: Path) -> dict:
+    """One ``*_backdoor.json`` as a flat run dict; raises ValueError naming what is wrong."""
+    run = _common_fields(record, path, "backdoor")
+    poisoned = record.get("poisoned_indices")
+    run["num_poisoned"] = len(poisoned) if isinstance(poisoned, list) else None
+    run["target"] = record["args"].get("class_to_replace")
+    for key in BACKDOOR_METRICS:
+        run[key] = _field(record, key, float)
+    return run
+
+
+def load_runs(paths) -> tuple[list[dict], list[str]]:
+    """Every readable run below ``paths`` and a list of problems (unreadable files, duplicates, mixed settings)."""
+    files, problems = find_result_files(paths)
+    runs = []
+    for path in files:
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"holds a {type(record).__name__}, not a JSON object")
+            runs.append(parse_eval(record, path) if path.name.endswith("_eval.json") else parse_backdoor(record, path))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+            problems.append(f"{path}: unreadable result, skipped ({err})")
+    runs, duplicate_problems = _drop_duplicates(runs)
+    return runs, problems + duplicate_problems + _mixed_settings(runs)
+
+
+def group_key(run: dict) -> tuple:
+    fields = SETTING_FIELDS if run["kind"] == "unlearn" else BACKDOOR_SETTING_FIELDS
+    return (run["kind"],) + tuple(run[field] for field in fields) + (run["sparsity"], run["method"])
+
+
+def _drop_duplicates(runs: list[dict]) -> tuple[list[dict], list[str]]:
+    kept, seen, problems = [], {}, []
+    for run in runs:
+        key = group_key(run) + (run["seed"],)
+        if key in seen:
+            problems.append(
+                f"{run['path']}: same run (method, setting, sparsity, seed {run['seed']}) as {seen[key]}; ignored"
+            )
+            continue
+        seen[key] = run["path"]
+        kept.append(run)
+    return kept, problems
+
+
+def _mixed_settings(runs: list[dict]) -> list[str]:
+    groups = defaultdict(list)
+    for run in runs:
+        groups[group_key(run)].append(run)
+    problems = []
+    for members in groups.values():
+        for arg in sorted({arg for run in members for arg in run["settings"]}):
+            counts = Counter(json.dumps(run["settings"].get(arg)) for run in members)
+            if len(counts) > 1:
+                values = ", ".join(f"{value} ({n} runs)" for value, n in sorted(counts.items()))
+                problems.append(f"{_describe(members[0])}: runs differ in {arg} = {values}; their mean mixes them")
+    return problems
+
+
+def _describe(row: dict) -> str:
+    if "target" in row:  # backdoor runs and rows
+        head = f"{row['dataset']}/{row['arch']} backdoor"
+    else:
+        head = f"{row['dataset']}/{row['arch']} {scenario_title(row)}"
+    return f"{head}, sparsity {row['sparsity']:.1f}%, {method_name(row['method'])}"
+
+
+def scenario_title(row: dict) -> str:
+    if row["scenario"] == "class":
+        return f"class-wise forgetting (class {row['class_to_replace']}, {row['num_forget']} samples)"
+    if row["scenario"] == "random":
+        return f"random forgetting ({row['num_forget']} samples)"
+    return f"{row['scenario']} forgetting ({row['num_forget']} samples)"
+
+
+# ----------------------------------------------------------------------------- summarising
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def _group(runs: list[dict], kind: str) -> dict:
+    groups = defaultdict(list)
+    for run in runs:
+        if run["kind"] == kind:
+            groups[group_key(run)].append(run)
+    return groups
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per unlearning group: mean/std/gap per metric, Avg. Gap and mean RTE, in table order."""
+    rows = []
+    for members in _group(runs, "unlearn").values():
+        first = members[0]
+        row = {field: first[field] for field in SETTING_FIELDS + ("sparsity", "method")}
+        row |= {
+            "name": method_name(first["method"]),
+            "n_seeds": len(members),
+            "seeds": sorted(run["seed"] for run in members),
+        }
+        for short, _, _ in METRICS:
+            row[f"{short}_mean"], row[f"{short}_std"] = _mean_std([run[short] for run in members])
+        row["RTE_mean"], row["RTE_std"] = _mean_std([run["RTE"] for run in members])
+        rows.append(row)
+    retrain = {_setting(row) + (row["sparsity"],): row for row in rows if row["method"] == "retrain"}
+    for row in rows:
+        reference = retrain.get(_setting(row) + (row["sparsity"],))
+        row["has_retrain"] = reference is not None
+        for short, _, _ in METRICS:
+            gap = abs(row[f"{short}_mean"] - reference[f"{short}_mean"]) if reference else math.nan
+            row[f"{short}_gap"] = gap
+        row["avg_gap"] = float(np.mean([row[f"{short}_gap"] for short, _, _ in METRICS]))
+    return sorted(rows, key=_row_order)
+
+
+def summarise_backdoor(runs: list[dict]) -> list[dict]:
+    """One row per backdoor group: mean/std of SA and ASR before and after unlearning."""
+    rows = []
+    for members in _group(runs, "backdoor").values():
+        first = members[0]
+        row = {field: first[field] for field in BACKDOOR_SETTING_FIELDS + ("sparsity", "method")}
+        row |= {
+            "name": method_name(first["method"]),
+            "n_seeds": len(members),
+            "seeds": sorted(run["seed"] for run in members),
+        }
+        for key in BACKDOOR_METRICS:
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([run[key] for run in members])
+        rows.append(row)
+    return sorted(rows, key=_backdoor_order)
+
+
+def _setting(row: dict) -> tuple:
+    return tuple(row[field] for field in SETTING_FIELDS)
+
+
+def _sortable(value) -> tuple:
+    return (value is None, str(type(value)), value if value is not None else 0)
+
+
+def _row_order(row: dict) -> tuple:
+    return tuple(_sortable(row[f]) for f in SETTING_FIELDS) + (row["sparsity"], method_rank(row["method"]))
+
+
+def _backdoor_order(row: dict) -> tuple:
+    return tuple(_sortable(row[f]) for f in BACKDOOR_SETTING_FIELDS) + (row["sparsity"], method_rank(row["method"]))
+
+
+def gap_problems(rows: list[dict]) -> list[str]:
+    """One line per (setting, sparsity) that has runs but no Retrain run to gap them against."""
+    lacking = {}
+    for row in rows:
+        if not row["has_retrain"]:
+            lacking.setdefault(_setting(row) + (row["sparsity"],), row)
+    return [
+        f"{row['dataset']}/{row['arch']} {scenario_title(row)}, sparsity {row['sparsity']:.1f}%: "
+        f"no Retrain run, so gaps are n/a"
+        for row in lacking.values()
+    ]
+
+
+def find_missing(
+    rows: list[dict], backdoor_rows=(), expect_methods=None, expect_seeds=None, expect_sparsities=None
+) -> list[str]:
+    """Runs that should be there but are not.
+
+    With any ``expect_*`` given, every (setting, sparsity, method, seed) combination without a result
+    (an ``expect_*`` left out defaults to what was seen for that setting); always, every group with
+    fewer seeds than the largest group.
+    """
+    lines = []
+    if expect_methods or expect_seeds or expect_sparsities:
+        lines += _missing_combinations(rows, expect_methods, expect_seeds, expect_sparsities)
+    for group_rows in (rows, backdoor_rows):
+        most = max((row["n_seeds"] for row in group_rows), default=0)
+        for row in group_rows:
+            if row["n_seeds"] < most:
+                seeds = ", ".join(map(str, row["seeds"]))
+                lines.append(f"partial: {_describe(row)} has {row['n_seeds']} of {most} seeds (seeds {seeds})")
+    return lines
+
+
+def _missing_combinations(rows, expect_methods, expect_seeds, expect_sparsities) -> list[str]:
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[_setting(row)].append(row)
+    lines = []
+    for setting_rows in by_setting.values():
+        have = {(row["sparsity"], row["method"], seed) for row in setting_rows for seed in row["seeds"]}
+        sparsities = expect_sparsities or sorted({row["sparsity"] for row in setting_rows})
+        methods = expect_methods or sorted({row["method"] for row in setting_rows}, key=method_rank)
+        seeds = expect_seeds or sorted({seed for row in setting_rows for seed in row["seeds"]})
+        for sparsity in sparsities:
+            for method in methods:
+                absent = [str(seed) for seed in seeds if (sparsity, method, seed) not in have]
+                if absent:
+                    described = _describe(setting_rows[0] | {"sparsity": sparsity, "method": method})
+                    lines.append(f"missing: {described}, seed{'s' * (len(absent) > 1)} {', '.join(absent)}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _number(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def _cell(row: dict, short: str) -> str:
+    return f"{_number(row[f'{short}_mean'])}±{_number(row[f'{short}_std'])} ({_number(row[f'{short}_gap'])})"
+
+
+def _markdown_table(header: list[str], align: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """One Markdown table per (dataset, arch, scenario): cells are mean±std (|gap to Retrain|)."""
+    header = ["Sparsity", "Method"] + [title for _, _, title in METRICS] + ["Avg. Gap", "RTE (min)", "Seeds"]
+    align = ["---:", "---"] + ["---:"] * (len(header) - 2)
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[_setting(row)].append(row)
+    parts = []
+    for setting_rows in by_setting.values():
+        first = setting_rows[0]
+        body = [
+            [f"{row['sparsity']:.1f}%", row["name"]]
+            + [_cell(row, short) for short, _, _ in METRICS]
+            + [_number(row["avg_gap"]), _number(row["RTE_mean"]), str(row["n_seeds"])]
+            for row in setting_rows
+        ]
+        parts.append(
+            f"### {first['dataset']} · {first['arch']} · {scenario_title(first)}\n\n"
+            + _markdown_table(header, align, body)
+        )
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
+def backdoor_markdown(rows: list[dict]) -> str:
+    """One Markdown table per backdoor setting: SA and ASR before/after unlearning, mean±std."""
+    keys = ("SA_before", "ASR_before", "SA_after", "ASR_after")
+    header = ["Sparsity", "Method", "SA before", "ASR before", "SA after", "ASR after", "Seeds"]
+    align = ["---:", "---"] + ["---:"] * 5
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[tuple(row[f] for f in BACKDOOR_SETTING_FIELDS)].append(row)
+    parts = []
+    for setting_rows in by_setting.values():
+        first = setting_rows[0]
+        body = [
+            [f"{row['sparsity']:.1f}%", row["name"]]
+            + [f"{_number(row[f'{k}_mean'])}±{_number(row[f'{k}_std'])}" for k in keys]
+            + [str(row["n_seeds"])]
+            for row in setting_rows
+        ]
+        parts.append(
+            f"### {first['dataset']} · {first['arch']} · backdoor (target class {first['target']}, "
+            f"{first['num_poisoned']} poisoned samples)\n\n" + _markdown_table(header, align, body)
+        )
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
+def _csv_text(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([" ".join(map(str, row[c])) if c == "seeds" else _csv_value(row[c]) for c in columns])
+    return buffer.getvalue()
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def to_csv(rows: list[dict]) -> str:
+    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_seeds", "seeds"]
+    for short, _, _ in METRICS:
+        columns += [f"{short}_mean", f"{short}_std", f"{short}_gap"]
+    return _csv_text(rows, columns + ["RTE_mean", "RTE_std", "avg_gap"])
+
+
+def backdoor_to_csv(rows: list[dict]) -> str:
+    columns = list(BACKDOOR_SETTING_FIELDS) + ["sparsity", "method", "name", "n_seeds", "seeds"]
+    for key in BACKDOOR_METRICS:
+        columns += [f"{key}_mean", f"{key}_std"]
+    return _csv_text(rows, columns)
+
+
+# ----------------------------------------------------------------------------- plotting
+
+
+def _figure(n_panels: int, n_cols: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = math.ceil(n_panels / n_cols)
+    fig, axes = plt.subplots(rows, n_cols, figsize=(5.0 * n_cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Savefig into a temp file beside ``path``, then rename, so a crash never leaves half a PNG."""
+    import matplotlib.pyplot as plt
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.tight_layout()
+        fig.savefig(tmp, format="png", dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _method_lines(ax, rows: list[dict], mean_key: str, std_key: str) -> None:
+    for method in sorted({row["method"] for row in rows}, key=method_rank):
+        points = sorted((row["sparsity"], row[mean_key], row[std_key]) for row in rows if row["method"] == method)
+        x, y, err = zip(*points, strict=True)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method_name(method))
+
+
+def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
+    """``metric`` (UA or MIA) vs sparsity, one line per method, one panel per (dataset, arch, scenario)."""
+    titles = {short: title for short, _, title in METRICS}
+    if metric not in titles:
+        raise UsageError(f"unknown metric '{metric}'; choose from {', '.join(titles)}")
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[_setting(row)].append(row)
+    if not by_setting:
+        return None
+    fig, axes = _figure(len(by_setting), min(3, len(by_setting)))
+    for ax, setting_rows in zip(axes, by_setting.values(), strict=False):
+        _method_lines(ax, setting_rows, f"{metric}_mean", f"{metric}_std")
+        first = setting_rows[0]
+        ax.set_title(f"{first['dataset']} {first['arch']}\n{scenario_title(first)}", fontsize=9)
+        ax.set_xlabel("sparsity (%)")
+        ax.set_ylabel(f"{titles[metric]} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save_figure(fig, Path(path))
+
+
+def plot_backdoor(rows: list[dict], path) -> Path | None:
+    """ASR and SA after unlearning vs sparsity, one line per method, the model before unlearning dashed."""
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[tuple(row[f] for f in BACKDOOR_SETTING_FIELDS)].append(row)
+    if not by_setting:
+        return None
+    fig, axes = _figure(2 * len(by_setting), 2)
+    axes = list(axes)
+    for index, setting_rows in enumerate(by_setting.values()):
+        first = setting_rows[0]
+        for ax, metric in zip(axes[2 * index : 2 * index + 2], ("ASR", "SA"), strict=True):
+            _method_lines(ax, setting_rows, f"{metric}_after_mean", f"{metric}_after_std")
+            before = defaultdict(list)
+            for row in setting_rows:
+                before[row["sparsity"]].append(row[f"{metric}_before_mean"])
+            x = sorted(before)
+            ax.plot(x, [np.mean(before[s]) for s in x], "k--", label="before unlearning")
+            ax.set_title(f"{first['dataset']} {first['arch']}: {metric} after unlearning", fontsize=9)
+            ax.set_xlabel("sparsity (%)")
+            ax.set_ylabel(f"{metric} (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    return _save_figure(fig, Path(path))
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _listing(title: str, lines: list[str]) -> str:
+    return f"## {title}\n\n" + ("\n".join(f"- {line}" for line in lines) if lines else "None.") + "\n"
+
+
+def build_report(paths, out, expect_methods=None, expect_seeds=None, expect_sparsities=None) -> dict:
+    """Load, summarise, write report.md / report.csv / backdoor.csv / PNGs into ``out``; return what was made."""
+    runs, problems = load_runs(paths)
+    if not runs and not problems:
+        raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
+    rows, backdoor_rows = summarise(runs), summarise_backdoor(runs)
+    problems += gap_problems(rows)
+    missing = find_missing(rows, backdoor_rows, expect_methods, expect_seeds, expect_sparsities)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.md", out / "report.csv"]
+    figures = [plot_sparsity(rows, "UA", out / "sparsity_UA.png"), plot_sparsity(rows, "MIA", out / "sparsity_MIA.png")]
+    if backdoor_rows:
+        atomic_write_text(backdoor_to_csv(backdoor_rows), out / "backdoor.csv")
+        written.append(out / "backdoor.csv")
+        figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
+    figures = [figure for figure in figures if figure is not None]
+    text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures)
+    atomic_write_text(to_csv(rows), out / "report.csv")
+    atomic_write_text(text, out / "report.md")
+    return {
+        "text": text,
+        "rows": rows,
+        "backdoor_rows": backdoor_rows,
+        "missing": missing,
+        "problems": problems,
+        "files": written + figures,
+    }
+
+
+def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures) -> str:
+    sources = ", ".join(f"`{path}`" for path in paths)
+    parts = [
+        f"# Unlearning report\n\n{len(runs)} runs read from {sources}. Cells: mean±std over seeds "
+        "(|gap to Retrain of the same setting and sparsity|); Avg. Gap = mean of the four gaps.\n"
+    ]
+    if rows:
+        parts.append("## Unlearning\n\n" + to_markdown(rows))
+    if backdoor_rows:
+        parts.append("## Backdoor cleanse\n\n" + backdoor_markdown(backdoor_rows))
+    parts.append(_listing("Missing or partial runs", missing))
+    parts.append(_listing("Problems", problems))
+    if figures:
+        parts.append("## Figures\n\n" + "\n".join(f"![{fig.stem}]({fig.name})" for fig in figures) + "\n")
+    return "\n".join(parts)
+
+
+def _flat_list(values, kind, flag):
+    items = [item for value in values or [] for item in str(value).split(",") if item]
+    try:
+        return [kind(item) for item in items] or None
+    except ValueError:
+        raise UsageError(f"{flag} takes {kind.__name__} values separated by spaces or commas; got {values}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "result_dirs",
+        nargs="+",
+        metavar="RESULT_DIR",
+        help="folders searched recursively for *_eval.json and *_backdoor.json (or such files)",
+    )
+    parser.add_argument("--out", default=None, help="where report.md/.csv and the PNGs go (default: first RESULT_DIR)")
+    parser.add_argument(
+        "--expect-methods",
+        nargs="+",
+        default=None,
+        metavar="METHOD",
+        help="methods every setting should have (--unlearn names or display names, e.g. retrain FT)",
+    )
+    parser.add_argument(
+        "--expect-seeds",
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="seeds every (setting, sparsity, method) should have, e.g. 1 2 3",
+    )
+    parser.add_argument(
+        "--expect-rates",
+        nargs="+",
+        default=None,
+        metavar="RATE",
+        help="pruning rates (fractions as in the sweep's --rates, e.g. 0 0.5 0.9) every setting should "
+        "have; default: the sparsities seen",
+    )
+    return parser
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    by_display = {name: method for method, name in METHOD_NAMES.items()}
+    methods = _flat_list(args.expect_methods, str, "--expect-methods")
+    methods = [by_display.get(method, method) for method in methods] if methods else None
+    rates = _flat_list(args.expect_rates, float, "--expect-rates")
+    sparsities = [sparsity_of(1.0 - rate) for rate in rates] if rates else None
+    seeds = _flat_list(args.expect_seeds, int, "--expect-seeds")
+    first = Path(args.result_dirs[0])
+    out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
+    result = build_report(args.result_dirs, out, methods, seeds, sparsities)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    print(result["text"])
+    print("wrote " + ", ".join(str(path) for path in result["files"]))
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,486 @@
+"""Run the original README's pruning and unlearning commands as a sweep over sparsity rates, methods,
+scenarios and seeds, locally (one run per GPU at a time) or as a Slurm job array.
+
+Stages:
+  prune    one OMP run of main_imp.py per rate r > 0 (--rate r --pruning_times 2, rewind_lt, rewind epoch 8)
+           into {root}/{dataset}_{arch}/prune_r{r}; rate 0 (dense) reuses round 0 of the smallest rate's run
+  unlearn  main_forget.py for every rate x scenario x method x seed into
+           {root}/{dataset}_{arch}/unlearn/{scenario}/r{rate}/{method}/seed{seed}, with --mask
+           prune_r{r}/1model_SA_best.pth.tar (rate 0: prune_r{smallest rate}/0model_SA_best.pth.tar)
+  all      prune, then unlearn
+
+A run whose result is already there ({method}_eval.json; for pruning 1model_SA_best.pth.tar and
+imp_results.json) is skipped, so an interrupted sweep resumes where it stopped. Commands run from the
+repository root; relative --root and --data are taken from there. Local runs log to {save_dir}/log.txt.
+With --slurm the pending runs of a stage go to {root}/sweep_{stage}.commands (one per line) and
+{root}/sweep_{stage}.sbatch (a job array, task i runs line i+1, one GPU each), submitted with sbatch;
+for --stage all the unlearn array waits for the prune array (--dependency=afterok).
+--dry-run prints the plan (pending commands, finished ones as comments: the output is a shell script)
+or, with --slurm, writes the two files and prints them and the sbatch call without submitting.
+
+Method arguments (the original README; --extra-unlearn-args is appended last, so it overrides them):
+  retrain     --unlearn_epochs 160 --unlearn_lr 0.1
+  FT          --unlearn_lr 0.01 --unlearn_epochs 10
+  GA          --unlearn_lr 0.0001 --unlearn_epochs 5
+  fisher_new  --alpha {--alpha-ff}                 (FF; the paper does not give alpha: tune it)
+  wfisher     --alpha {--alpha-iu}                 (IU; SalUn searched alpha in [1, 20])
+  FT_prune    --alpha {--alpha-l1} --unlearn_lr 0.01 --unlearn_epochs 10   (l1-sparse MU)
+  FT_l1, GA_l1, raw: see METHOD_ARGS; any other method via --method-args 'NAME=ARGS'.
+Scenario arguments: class: --class_to_replace {--forget-class} (the whole class);
+random: --class_to_replace -1 --num_indexes_to_replace {--random-count} (10% of D by default).
+
+Examples:
+  python scripts/sweep.py --stage all --dataset cifar10 --arch resnet18 --data ./data --gpus 0,1,2,3
+  python scripts/sweep.py --stage all --dataset digits --arch resnet20s --rates 0,0.5,0.9 --seeds 1,2 \\
+      --extra-prune-args "--epochs 5 --rewind_epoch 1" --extra-unlearn-args "--unlearn_epochs 2" --dry-run
+  python scripts/sweep.py --stage all --dataset cifar10 --arch resnet18 --slurm --slurm-args "--time 24:00:00"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# 10% of D (the training set after the 10% validation split) for random forgetting.
+RANDOM_COUNT = {"cifar10": 4500, "cifar100": 4500, "svhn": 6593, "TinyImagenet": 9000, "digits": 129}
+
+METHOD_ARGS = {
+    "raw": lambda a: [],
+    "retrain": lambda a: ["--unlearn_epochs", "160", "--unlearn_lr", "0.1"],
+    "FT": lambda a: ["--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
+    "GA": lambda a: ["--unlearn_lr", "0.0001", "--unlearn_epochs", "5"],
+    "fisher_new": lambda a: ["--alpha", a.alpha_ff],
+    "wfisher": lambda a: ["--alpha", a.alpha_iu],
+    "FT_prune": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
+    "FT_l1": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
+    "GA_l1": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.0001", "--unlearn_epochs", "5"],
+}
+
+SCENARIO_ARGS = {
+    "class": lambda a: ["--class_to_replace", str(a.forget_class)],
+    "random": lambda a: ["--class_to_replace", "-1", "--num_indexes_to_replace", str(a.random_count)],
+}
+
+
+class SweepError(ValueError):
+    """Bad flags: printed as one line, exit status 2."""
+
+
+@dataclass
+class Run:
+    stage: str
+    argv: list[str]
+    save_dir: Path
+    markers: tuple[Path, ...]  # the run is finished when all of these exist
+    needs: Path | None = None  # checkpoint that must exist before the run can start
+    # filled in by the local executor
+    gpu: str | None = field(default=None, compare=False)
+    returncode: int | None = field(default=None, compare=False)  # None: not started
+    note: str = field(default="", compare=False)
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def finished(self, cwd: Path = REPO) -> bool:
+        return all((cwd / marker).exists() for marker in self.markers)
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+def rate_text(rate: float) -> str:
+    return format(rate, "g")
+
+
+def flags(**values) -> list[str]:
+    """``flags(save_dir=p, rate=0.5)`` -> ``["--save_dir", "p", "--rate", "0.5"]``, in the order given."""
+    return [item for name, value in values.items() for item in (f"--{name}", str(value))]
+
+
+def sweep_dir(args) -> Path:
+    return Path(args.root) / f"{args.dataset}_{args.arch}"
+
+
+def prune_rates(rates: list[float]) -> list[float]:
+    """Rates that need a pruning run: every positive one, or rate 0 alone when it is the only rate."""
+    return [rate for rate in rates if rate > 0] or [0.0]
+
+
+def mask_path(args, rate: float) -> Path:
+    """Round 1 of rate r's OMP run is the sparse model; round 0 of the smallest rate's run is the dense one."""
+    pruned = prune_rates(args.rates)
+    if rate > 0:
+        return sweep_dir(args) / f"prune_r{rate_text(rate)}" / "1model_SA_best.pth.tar"
+    return sweep_dir(args) / f"prune_r{rate_text(min(pruned))}" / "0model_SA_best.pth.tar"
+
+
+def prune_runs(args) -> list[Run]:
+    runs = []
+    for rate in prune_rates(args.rates):
+        save_dir = sweep_dir(args) / f"prune_r{rate_text(rate)}"
+        rounds = 2 if rate > 0 else 1
+        argv = [args.python, "-u", "main_imp.py"] + flags(
+            data=args.data,
+            dataset=args.dataset,
+            arch=args.arch,
+            prune_type="rewind_lt",
+            rewind_epoch=8,
+            save_dir=save_dir,
+            rate=rate_text(rate),
+            pruning_times=rounds,
+        )
+        if args.prune_seed is not None:
+            argv += ["--seed", str(args.prune_seed)]
+        argv += shlex.split(args.extra_prune_args)
+        markers = (save_dir / f"{rounds - 1}model_SA_best.pth.tar", save_dir / "imp_results.json")
+        runs.append(Run("prune", argv, save_dir, markers))
+    return runs
+
+
+def unlearn_runs(args) -> list[Run]:
+    runs = []
+    for scenario in args.scenarios:
+        for rate in args.rates:
+            for method in args.methods:
+                for seed in args.seeds:
+                    runs.append(_unlearn_run(args, scenario, rate, method, seed))
+    return runs
+
+
+def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Run:
+    save_dir = sweep_dir(args) / "unlearn" / scenario / f"r{rate_text(rate)}" / method / f"seed{seed}"
+    mask = mask_path(args, rate)
+    argv = [args.python, "-u", "main_forget.py"] + flags(
+        data=args.data, dataset=args.dataset, arch=args.arch, mask=mask, unlearn=method, seed=seed, save_dir=save_dir
+    )
+    argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
+    return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask)
+
+
+def method_args(args, method: str) -> list[str]:
+    if method in args.method_args:
+        return shlex.split(args.method_args[method])
+    return METHOD_ARGS[method](args)
+
+
+def plan(args) -> dict[str, list[Run]]:
+    stages = ("prune", "unlearn") if args.stage == "all" else (args.stage,)
+    build = {"prune": prune_runs, "unlearn": unlearn_runs}
+    return {stage: build[stage](args) for stage in stages}
+
+
+# ----------------------------------------------------------------------------- local execution
+
+
+def execute(run: Run, gpu: str | None, cwd: Path = REPO) -> Run:
+    """Run one command with its output appended to {save_dir}/log.txt; CUDA_VISIBLE_DEVICES=gpu when given."""
+    run.gpu = gpu
+    if run.needs is not None and not (cwd / run.needs).exists():
+        run.note = f"not started: {run.needs} does not exist (did its prune run fail?)"
+        return run
+    save_dir = cwd / run.save_dir
+    save_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    start = time.time()
+    with open(save_dir / "log.txt", "a") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} gpu={gpu} {run.command}\n")
+        log.flush()
+        run.returncode = subprocess.call(run.argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    run.note = f"{(time.time() - start) / 60:.1f} min, log {save_dir / 'log.txt'}"
+    return run
+
+
+def run_pool(runs: list[Run], gpus: list[str], cwd: Path = REPO, echo=print) -> list[Run]:
+    """Run everything once: one worker per GPU, each taking the next run, so a GPU never holds two runs.
+
+    With no GPUs, one worker runs them in order on the default device.
+    """
+    todo = queue.Queue()
+    for run in runs:
+        todo.put(run)
+    lock, stop = threading.Lock(), threading.Event()
+
+    def worker(gpu):
+        while not stop.is_set():
+            try:
+                run = todo.get_nowait()
+            except queue.Empty:
+                return
+            with lock:
+                echo(f"[gpu {gpu if gpu is not None else '-'}] start {run.save_dir}")
+            execute(run, gpu, cwd)
+            status = {0: "ok", None: "NOT STARTED"}.get(run.returncode, f"FAILED (exit {run.returncode})")
+            with lock:
+                echo(f"[gpu {gpu if gpu is not None else '-'}] {status} {run.save_dir} ({run.note})")
+
+    threads = [threading.Thread(target=worker, args=(gpu,)) for gpu in (gpus or [None])]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:  # the running commands got the same Ctrl-C; start no new ones
+        stop.set()
+        echo("interrupted: waiting for the running commands to exit")
+        for thread in threads:
+            thread.join()
+        raise
+    return runs
+
+
+# ----------------------------------------------------------------------------- Slurm
+
+
+def sbatch_script(stage: str, n_tasks: int, commands_file: Path, log_dir: Path, array_limit: int | None) -> str:
+    limit = f"%{array_limit}" if array_limit else ""
+    q = shlex.quote
+    return f"""#!/bin/bash
+#SBATCH --job-name=sweep_{stage}
+#SBATCH --array=0-{n_tasks - 1}{limit}
+#SBATCH --gres=gpu:1
+#SBATCH --output={log_dir}/{stage}_%A_%a.out
+# Written by scripts/sweep.py: array task i runs line i+1 of {commands_file.name}.
+set -euo pipefail
+cd {q(str(REPO))}
+cmd=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {q(str(commands_file))})
+if [ -z "$cmd" ]; then
+    echo "no command on line $((SLURM_ARRAY_TASK_ID + 1)) of {commands_file}" >&2
+    exit 1
+fi
+echo "task $SLURM_ARRAY_TASK_ID on $(hostname): $cmd"
+eval "$cmd"
+"""
+
+
+def write_slurm(stage: str, runs: list[Run], args) -> tuple[Path, list[str]]:
+    """Write {root}/sweep_{stage}.commands and .sbatch for the pending runs; return the script and sbatch argv."""
+    root = REPO / args.root
+    root.mkdir(parents=True, exist_ok=True)
+    commands_file, script_file = root / f"sweep_{stage}.commands", root / f"sweep_{stage}.sbatch"
+    log_dir = root / "slurm_logs"
+    log_dir.mkdir(exist_ok=True)
+    commands_file.write_text("".join(run.command + "\n" for run in runs))
+    script_file.write_text(sbatch_script(stage, len(runs), commands_file, log_dir, args.array_limit))
+    limit = f"%{args.array_limit}" if args.array_limit else ""
+    sbatch = ["sbatch", "--parsable", f"--array=0-{len(runs) - 1}{limit}"] + shlex.split(args.slurm_args)
+    return script_file, sbatch
+
+
+def submit_slurm(stages: dict[str, list[Run]], args, echo=print) -> int:
+    job_id = None
+    for stage, runs in stages.items():
+        if not runs:
+            echo(f"# {stage}: nothing to submit")
+            continue
+        script_file, sbatch = write_slurm(stage, runs, args)
+        if job_id is not None:
+            sbatch.insert(2, f"--dependency=afterok:{job_id}")
+        sbatch.append(str(script_file))
+        echo(("# would run: " if args.dry_run else "# running: ") + shlex.join(sbatch))
+        if args.dry_run:
+            echo(script_file.read_text().rstrip())
+            job_id = "<prune job id>" if stage == "prune" else None
+            continue
+        done = subprocess.run(sbatch, capture_output=True, text=True)
+        if done.returncode != 0:
+            echo(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")
+            return 1
+        job_id = done.stdout.strip().split(";")[0]
+        echo(f"# submitted {stage}: job {job_id}, {len(runs)} array tasks")
+    return 0
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _list(kind, flag):
+    def parse(text):
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated {kind.__name__}s, got '{text}'") from None
+
+    return parse
+
+
+def _float_text(text: str) -> str:
+    """Keep a number as the user wrote it (e.g. 5e-4) so the printed commands read like the README."""
+    try:
+        float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
+    p.add_argument(
+        "--dataset", default="cifar10", help="passed as --dataset (cifar10, cifar100, svhn, TinyImagenet, digits)"
+    )
+    p.add_argument("--arch", default="resnet18", help="passed as --arch")
+    p.add_argument("--data", default="./data", help="passed as --data (relative to the repository root)")
+    p.add_argument(
+        "--rates",
+        type=_list(float, "--rates"),
+        default=[0.0, 0.5, 0.75, 0.9, 0.95, 0.99],
+        help="pruning rates = target sparsities, comma-separated; 0 is the dense model",
+    )
+    p.add_argument(
+        "--methods",
+        type=_list(str, "--methods"),
+        default=["retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune"],
+        help="--unlearn methods",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=_list(str, "--scenarios"),
+        default=["class", "random"],
+        help="forgetting scenarios: class (a whole class) and/or random (--random-count samples)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_list(int, "--seeds"),
+        default=[1, 2, 3],
+        help="unlearning seeds (seed s picks the random forget set with RandomState(s-1))",
+    )
+    p.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
+    p.add_argument("--prune-seed", type=int, default=None, help="--seed for the pruning runs (default: main_imp's)")
+    p.add_argument("--forget-class", type=int, default=0, help="class forgotten in the class scenario")
+    p.add_argument(
+        "--random-count",
+        type=int,
+        default=None,
+        help=f"samples forgotten in the random scenario (default 10%% of D: {RANDOM_COUNT})",
+    )
+    p.add_argument("--alpha-ff", type=_float_text, default="1e-8", help="--alpha of fisher_new (FF); tune it")
+    p.add_argument("--alpha-iu", type=_float_text, default="10", help="--alpha of wfisher (IU); tune it in [1, 20]")
+    p.add_argument("--alpha-l1", type=_float_text, default="5e-4", help="--alpha (l1 weight) of FT_prune/FT_l1/GA_l1")
+    p.add_argument(
+        "--method-args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="arguments for a method, replacing its defaults (repeatable), e.g. 'RL=--unlearn_lr 0.01'",
+    )
+    p.add_argument(
+        "--extra-prune-args",
+        default="",
+        help="string appended to every main_imp.py command; write --extra-prune-args='--no-aug' when it is one flag",
+    )
+    p.add_argument(
+        "--extra-unlearn-args",
+        default="",
+        help="string appended to every main_forget.py command, overriding the method defaults; "
+        "write --extra-unlearn-args='--no-aug' when it is one flag",
+    )
+    p.add_argument(
+        "--gpus",
+        type=_list(str, "--gpus"),
+        default=[],
+        help="local mode: GPU ids, one run per GPU at a time (CUDA_VISIBLE_DEVICES); none: one run at a "
+        "time on the default device",
+    )
+    p.add_argument("--slurm", action="store_true", help="submit each stage as an sbatch job array instead")
+    p.add_argument(
+        "--slurm-args",
+        default="",
+        help="extra sbatch options, e.g. '--partition gpu --time 24:00:00' (one flag: --slurm-args='--exclusive')",
+    )
+    p.add_argument("--array-limit", type=int, default=None, help="with --slurm: at most this many tasks at once (%%N)")
+    p.add_argument("--dry-run", action="store_true", help="print what would run or be submitted; run nothing")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the commands (default: this one)")
+    return p
+
+
+def check_args(args) -> None:
+    if not args.rates or any(not 0.0 <= rate < 1.0 for rate in args.rates):
+        raise SweepError(f"--rates must be fractions in [0, 1), got {args.rates}")
+    args.rates = sorted(set(args.rates))
+    pairs = [item.partition("=") for item in args.method_args]
+    if any(not name or not sep for name, sep, _ in pairs):
+        raise SweepError(f"--method-args takes NAME=ARGS, got {args.method_args}")
+    args.method_args = {name: rest for name, _, rest in pairs}
+    unknown = [m for m in args.methods if m not in METHOD_ARGS and m not in args.method_args]
+    if unknown:
+        raise SweepError(
+            f"unknown method {', '.join(unknown)}; choose from {', '.join(METHOD_ARGS)} "
+            "or give its arguments with --method-args NAME=ARGS"
+        )
+    bad = [s for s in args.scenarios if s not in SCENARIO_ARGS]
+    if bad:
+        raise SweepError(f"unknown scenario {', '.join(bad)}; choose from {', '.join(SCENARIO_ARGS)}")
+    if args.random_count is None and "random" in args.scenarios:
+        if args.dataset not in RANDOM_COUNT:
+            raise SweepError(
+                f"no default --random-count for dataset '{args.dataset}' (known: "
+                f"{', '.join(RANDOM_COUNT)}); give --random-count"
+            )
+        args.random_count = RANDOM_COUNT[args.dataset]
+    if args.slurm and args.gpus:
+        raise SweepError("--gpus is for local runs; with --slurm every array task gets one GPU (--gres=gpu:1)")
+
+
+def print_plan(stages: dict[str, list[Run]], echo=print) -> dict[str, list[Run]]:
+    """Print each stage's commands (finished ones as comments); return the pending runs per stage."""
+    pending = {}
+    for stage, runs in stages.items():
+        finished = [run.finished() for run in runs]
+        pending[stage] = [run for run, done in zip(runs, finished, strict=True) if not done]
+        echo(f"# {stage}: {len(runs)} runs, {sum(finished)} finished (skipped), {len(pending[stage])} to run")
+        for run, done in zip(runs, finished, strict=True):
+            echo(f"# finished, skipped: {run.command}" if done else run.command)
+    return pending
+
+
+def report_failures(total: int, failed: list[Run], echo=print) -> None:
+    """Failed runs one by one with their log; runs never started, one line per missing checkpoint."""
+    crashed = [run for run in failed if run.returncode is not None]
+    waiting = {}
+    for run in failed:
+        if run.returncode is None:
+            waiting.setdefault(run.needs, []).append(run)
+    echo(
+        f"# done: {total - len(failed)} of {total} runs succeeded, {len(crashed)} failed, "
+        f"{len(failed) - len(crashed)} not started"
+    )
+    for run in crashed:
+        echo(f"# FAILED: {run.command}\n#   {run.note}")
+    for needs, runs in waiting.items():
+        echo(f"# NOT STARTED: {len(runs)} runs need {needs}, which does not exist (did its prune run fail?)")
+
+
+def main(argv=None, echo=print) -> int:
+    args = build_parser().parse_args(argv)
+    check_args(args)
+    pending = print_plan(plan(args), echo)
+    if args.slurm:
+        return submit_slurm(pending, args, echo)
+    if args.dry_run:
+        return 0
+    failed = []
+    for runs in pending.values():
+        failed += [run for run in run_pool(runs, args.gpus, REPO, echo) if run.returncode != 0]
+    report_failures(sum(len(runs) for runs in pending.values()), failed, echo)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,276 @@
+"""report.py on hand-made result files: the numbers are computed by hand."""
+
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import report  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_eval(
+    folder,
+    method,
+    seed,
+    ua,
+    mia=50.0,
+    ra=99.0,
+    ta=94.0,
+    rte=1.0,
+    ratio=1.0,
+    scenario="random",
+    dataset="cifar10",
+    arch="resnet18",
+    **extra_args,
+):
+    save_dir = Path(folder) / f"{dataset}_{arch}_{scenario}_{ratio}_{method}_{seed}"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "method": method,
+        "scenario": scenario,
+        "class_to_replace": 0 if scenario == "class" else -1,
+        "num_forget": 4500,
+        "forget_indices": [3, 1, 4],
+        "remaining_weight_ratio": ratio,
+        "seed": seed,
+        "split_seed": 1,
+        "UA": ua,
+        "RA": ra,
+        "TA": ta,
+        "MIA_efficacy": mia,
+        "RTE_min": rte,
+        "accuracy": {"retain": ra, "forget": 100 - ua, "val": ta, "test": ta},
+        "args": {"dataset": dataset, "arch": arch, "unlearn": method, "seed": seed, "save_dir": str(save_dir)}
+        | extra_args,
+    }
+    path = save_dir / f"{method}_eval.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_backdoor(folder, method, seed, sa_after, asr_after, ratio=1.0):
+    save_dir = Path(folder) / f"bd_{ratio}_{method}_{seed}"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "method": method,
+        "SA_before": 94.0,
+        "ASR_before": 100.0,
+        "SA_after": sa_after,
+        "ASR_after": asr_after,
+        "ASR_nontarget_before": 99.0,
+        "ASR_nontarget_after": 10.0,
+        "remaining_weight_ratio": ratio,
+        "poisoned_indices": list(range(20)),
+        "seed": seed,
+        "args": {"dataset": "cifar10", "arch": "resnet18", "class_to_replace": 0},
+    }
+    (save_dir / f"{method}_backdoor.json").write_text(json.dumps(record))
+
+
+def row_of(rows, method, sparsity=0.0):
+    (row,) = [r for r in rows if r["method"] == method and r["sparsity"] == sparsity]
+    return row
+
+
+@pytest.fixture
+def two_methods(tmp_path):
+    """Retrain: UA 100,100  MIA 100,100  RA 100,98  TA 90,92.  FT: UA 10,20  MIA 20,40  RA 99,99  TA 95,91."""
+    write_eval(tmp_path, "retrain", 1, ua=100, mia=100, ra=100, ta=90, rte=30)
+    write_eval(tmp_path, "retrain", 2, ua=100, mia=100, ra=98, ta=92, rte=32)
+    write_eval(tmp_path, "FT", 1, ua=10, mia=20, ra=99, ta=95, rte=2)
+    write_eval(tmp_path, "FT", 2, ua=20, mia=40, ra=99, ta=91, rte=4)
+    return tmp_path
+
+
+def test_means_sample_stds_gaps_and_avg_gap(two_methods):
+    runs, problems = report.load_runs([two_methods])
+    assert problems == []
+    rows = report.summarise(runs)
+    ft, retrain = row_of(rows, "FT"), row_of(rows, "retrain")
+    assert (ft["UA_mean"], ft["UA_std"], ft["UA_gap"]) == pytest.approx((15.0, math.sqrt(50), 85.0))
+    assert ft["UA_std"] == pytest.approx(7.0711, abs=1e-4)
+    assert (ft["MIA_mean"], ft["MIA_std"], ft["MIA_gap"]) == pytest.approx((30.0, math.sqrt(200), 70.0))
+    assert (ft["RA_mean"], ft["RA_std"], ft["RA_gap"]) == pytest.approx((99.0, 0.0, 0.0))
+    assert (ft["TA_mean"], ft["TA_std"], ft["TA_gap"]) == pytest.approx((93.0, math.sqrt(8), 2.0))
+    assert ft["avg_gap"] == pytest.approx((85 + 70 + 0 + 2) / 4)
+    assert ft["RTE_mean"] == pytest.approx(3.0)
+    assert retrain["RA_std"] == pytest.approx(math.sqrt(2))
+    assert [retrain[f"{m}_gap"] for m in ("UA", "MIA", "RA", "TA")] == [0.0] * 4
+    assert retrain["avg_gap"] == 0.0 and retrain["RTE_mean"] == pytest.approx(31.0)
+    assert ft["n_seeds"] == 2 and ft["seeds"] == [1, 2] and ft["name"] == "FT"
+
+
+def test_markdown_cells(two_methods):
+    rows = report.summarise(report.load_runs([two_methods])[0])
+    text = report.to_markdown(rows)
+    assert "### cifar10 · resnet18 · random forgetting (4500 samples)" in text
+    assert (
+        "| 0.0% | FT | 15.00±7.07 (85.00) | 30.00±14.14 (70.00) | 99.00±0.00 (0.00) | 93.00±2.83 (2.00) | "
+        "39.25 | 3.00 | 2 |" in text
+    )
+    assert "| 0.0% | Retrain | 100.00±0.00 (0.00) |" in text
+
+
+def test_one_seed_has_zero_std(tmp_path):
+    write_eval(tmp_path, "retrain", 1, ua=5)
+    write_eval(tmp_path, "GA", 1, ua=7)
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    assert row_of(rows, "GA")["UA_std"] == 0.0
+    assert "7.00±0.00 (2.00)" in report.to_markdown(rows)
+
+
+def test_sparsities_are_separate_rows_each_gapped_to_its_own_retrain(tmp_path):
+    write_eval(tmp_path, "retrain", 1, ua=10, ratio=1.0)
+    write_eval(tmp_path, "FT", 1, ua=4, ratio=1.0)
+    write_eval(tmp_path, "retrain", 1, ua=20, ratio=0.05)
+    write_eval(tmp_path, "FT", 1, ua=15, ratio=0.0500004)  # measured ratios differ in the last digits
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    assert [(r["sparsity"], r["method"]) for r in rows] == [
+        (0.0, "retrain"),
+        (0.0, "FT"),
+        (95.0, "retrain"),
+        (95.0, "FT"),
+    ]
+    assert row_of(rows, "FT", 0.0)["UA_gap"] == pytest.approx(6.0)
+    assert row_of(rows, "FT", 95.0)["UA_gap"] == pytest.approx(5.0)
+
+
+def test_scenarios_and_datasets_are_separate_tables(tmp_path):
+    write_eval(tmp_path, "retrain", 1, ua=10)
+    write_eval(tmp_path, "retrain", 1, ua=100, scenario="class")
+    write_eval(tmp_path, "FT", 1, ua=90, scenario="class")
+    write_eval(tmp_path, "retrain", 1, ua=3, dataset="digits", arch="resnet20s")
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    assert row_of([r for r in rows if r["scenario"] == "class"], "FT")["UA_gap"] == pytest.approx(10.0)
+    assert report.to_markdown(rows).count("### ") == 3
+
+
+def test_method_order_and_display_names(tmp_path):
+    for method in ("zeta", "FT_prune", "raw", "wfisher", "fisher_new", "GA", "FT", "retrain"):
+        write_eval(tmp_path, method, 1, ua=1)
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    assert [r["name"] for r in rows] == ["Retrain", "FT", "GA", "FF", "IU", "ℓ1-sparse", "Original", "zeta"]
+
+
+def test_missing_retrain_gives_na_and_a_problem(tmp_path):
+    write_eval(tmp_path, "FT", 1, ua=10)
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    assert math.isnan(rows[0]["UA_gap"]) and math.isnan(rows[0]["avg_gap"])
+    assert "10.00±0.00 (n/a)" in report.to_markdown(rows)
+    (problem,) = report.gap_problems(rows)
+    assert "no Retrain run" in problem and "sparsity 0.0%" in problem
+
+
+def test_bad_files_are_problems_not_crashes(tmp_path):
+    write_eval(tmp_path, "retrain", 1, ua=10)
+    (tmp_path / "broken_eval.json").write_text("{not json")
+    (tmp_path / "list_eval.json").write_text("[1, 2]")
+    no_ua = json.loads(write_eval(tmp_path / "x", "FT", 1, ua=1).read_text())
+    del no_ua["UA"]
+    (tmp_path / "x" / "noua_eval.json").write_text(json.dumps(no_ua))
+    (tmp_path / "text_backdoor.json").write_text(json.dumps({"method": "FT", "SA_after": "high"}))
+    runs, problems = report.load_runs([tmp_path, tmp_path / "does_not_exist"])
+    assert sorted(run["method"] for run in runs) == ["FT", "retrain"]
+    assert len(problems) == 5
+    joined = "\n".join(problems)
+    for expected in ("broken_eval.json", "list_eval.json", "missing key 'UA'", "text_backdoor.json", "does_not_exist"):
+        assert expected in joined
+
+
+def test_duplicates_and_mixed_settings_are_problems(tmp_path):
+    write_eval(tmp_path / "a", "fisher_new", 1, ua=1, alpha=1e-8)
+    write_eval(tmp_path / "b", "fisher_new", 1, ua=2, alpha=1e-8)
+    write_eval(tmp_path / "a", "fisher_new", 2, ua=3, alpha=1e-7)
+    runs, problems = report.load_runs([tmp_path])
+    assert len(runs) == 2
+    assert any("same run" in p and "ignored" in p for p in problems)
+    assert any("differ in alpha" in p for p in problems)
+
+
+def test_missing_and_partial_runs(tmp_path):
+    for seed in (1, 2, 3):
+        write_eval(tmp_path, "retrain", seed, ua=10)
+    write_eval(tmp_path, "FT", 1, ua=10)
+    write_eval(tmp_path, "FT", 3, ua=10)
+    rows = report.summarise(report.load_runs([tmp_path])[0])
+    partial = report.find_missing(rows)
+    assert len(partial) == 1 and partial[0].startswith("partial:") and "FT has 2 of 3 seeds (seeds 1, 3)" in partial[0]
+    lines = report.find_missing(
+        rows, expect_methods=["retrain", "FT", "GA"], expect_seeds=[1, 2, 3, 4], expect_sparsities=[0.0, 50.0]
+    )
+    missing = [line for line in lines if line.startswith("missing:")]
+    assert any(line.endswith("sparsity 0.0%, Retrain, seed 4") for line in missing)
+    assert any(line.endswith("sparsity 0.0%, FT, seeds 2, 4") for line in missing)
+    assert any(line.endswith("sparsity 0.0%, GA, seeds 1, 2, 3, 4") for line in missing)
+    assert any(line.endswith("sparsity 50.0%, Retrain, seeds 1, 2, 3, 4") for line in missing)
+    assert len(missing) == 6
+
+
+def test_backdoor_table_means(tmp_path):
+    write_backdoor(tmp_path, "FT_prune", 1, sa_after=90, asr_after=10)
+    write_backdoor(tmp_path, "FT_prune", 2, sa_after=94, asr_after=20)
+    write_backdoor(tmp_path, "FT", 1, sa_after=93, asr_after=80, ratio=0.05)
+    rows = report.summarise_backdoor(report.load_runs([tmp_path])[0])
+    l1 = row_of(rows, "FT_prune")
+    assert (l1["SA_after_mean"], l1["SA_after_std"]) == pytest.approx((92.0, math.sqrt(8)))
+    assert (l1["ASR_after_mean"], l1["ASR_after_std"]) == pytest.approx((15.0, math.sqrt(50)))
+    assert l1["num_poisoned"] == 20 and l1["target"] == 0
+    text = report.backdoor_markdown(rows)
+    assert "| 0.0% | ℓ1-sparse | 94.00±0.00 | 100.00±0.00 | 92.00±2.83 | 15.00±7.07 | 2 |" in text
+    assert "| 95.0% | FT |" in text
+
+
+def test_build_report_writes_every_file(two_methods, tmp_path):
+    write_eval(two_methods, "FT", 1, ua=30, ratio=0.1)
+    write_backdoor(two_methods, "FT", 1, sa_after=90, asr_after=10)
+    out = tmp_path / "out"
+    result = report.build_report([two_methods], out, expect_seeds=[1, 2])
+    names = {path.name for path in result["files"]}
+    assert names == {
+        "report.md",
+        "report.csv",
+        "backdoor.csv",
+        "sparsity_UA.png",
+        "sparsity_MIA.png",
+        "backdoor_ASR_SA.png",
+    }
+    for name in ("sparsity_UA.png", "sparsity_MIA.png", "backdoor_ASR_SA.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    markdown = (out / "report.md").read_text()
+    assert "## Missing or partial runs" in markdown and "sparsity 90.0%, FT, seed 2" in markdown
+    assert "no Retrain run" in markdown
+    table = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
+    ft = [r for r in table if r["method"] == "FT" and r["sparsity"] == "0.0"][0]
+    assert float(ft["UA_mean"]) == 15.0 and float(ft["UA_gap"]) == 85.0 and float(ft["avg_gap"]) == 39.25
+    assert ft["n_seeds"] == "2" and ft["name"] == "FT"
+    sparse = [r for r in table if r["sparsity"] == "90.0"][0]
+    assert math.isnan(float(sparse["UA_gap"]))
+    assert "SA_after_mean" in (out / "backdoor.csv").read_text()
+
+
+def test_cli(two_methods, tmp_path, capsys):
+    out = tmp_path / "cli"
+    report.main(
+        [str(two_methods), "--out", str(out), "--expect-methods", "Retrain,FT", "FF", "--expect-seeds", "1", "2"]
+    )
+    printed = capsys.readouterr().out
+    assert "| 0.0% | FT | 15.00±7.07 (85.00)" in printed
+    assert "sparsity 0.0%, FF, seeds 1, 2" in printed
+    assert (out / "report.md").is_file() and (out / "report.csv").is_file()
+
+
+def test_cli_rejects_empty_folder(tmp_path):
+    with pytest.raises(report.UsageError, match="no \\*_eval.json"):
+        report.main([str(tmp_path)])

@@ -1,0 +1,330 @@
+"""scripts/sweep.py: exact commands, resuming, the dense checkpoint, Slurm arrays and the GPU pool."""
+
+import importlib.util
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
+sweep = importlib.util.module_from_spec(_spec)
+sys.modules["sweep"] = sweep  # dataclasses look their module up here
+_spec.loader.exec_module(sweep)
+
+
+def dry_run(*flags):
+    lines = []
+    code = sweep.main(["--dry-run", "--python", "python", *flags], echo=lines.append)
+    assert code == 0
+    return lines
+
+
+def forget(root, rate, method, seed, mask, scenario_args, method_args):
+    save = f"{root}/cifar10_resnet18/unlearn/class/r{rate}/{method}/seed{seed}"
+    return (
+        f"python -u main_forget.py --data ./data --dataset cifar10 --arch resnet18 --mask {mask} --unlearn {method} "
+        f"--seed {seed} --save_dir {save} {method_args} {scenario_args}"
+    )
+
+
+def test_dry_run_prints_the_readme_commands(tmp_path):
+    root = tmp_path / "sw"
+    lines = dry_run(
+        "--root", str(root), "--rates", "0,0.5", "--methods", "retrain,FT", "--scenarios", "class", "--seeds", "1"
+    )
+    dense = f"{root}/cifar10_resnet18/prune_r0.5/0model_SA_best.pth.tar"
+    sparse = f"{root}/cifar10_resnet18/prune_r0.5/1model_SA_best.pth.tar"
+    retrain, ft = "--unlearn_epochs 160 --unlearn_lr 0.1", "--unlearn_lr 0.01 --unlearn_epochs 10"
+    assert lines == [
+        "# prune: 1 runs, 0 finished (skipped), 1 to run",
+        "python -u main_imp.py --data ./data --dataset cifar10 --arch resnet18 --prune_type rewind_lt "
+        f"--rewind_epoch 8 --save_dir {root}/cifar10_resnet18/prune_r0.5 --rate 0.5 --pruning_times 2",
+        "# unlearn: 4 runs, 0 finished (skipped), 4 to run",
+        forget(root, 0, "retrain", 1, dense, "--class_to_replace 0", retrain),
+        forget(root, 0, "FT", 1, dense, "--class_to_replace 0", ft),
+        forget(root, 0.5, "retrain", 1, sparse, "--class_to_replace 0", retrain),
+        forget(root, 0.5, "FT", 1, sparse, "--class_to_replace 0", ft),
+    ]
+
+
+def test_method_and_scenario_arguments(tmp_path):
+    lines = dry_run(
+        "--root",
+        str(tmp_path),
+        "--stage",
+        "unlearn",
+        "--rates",
+        "0.9",
+        "--scenarios",
+        "random",
+        "--seeds",
+        "2",
+        "--methods",
+        "GA,fisher_new,wfisher,FT_prune,RL",
+        "--alpha-ff",
+        "1e-7",
+        "--alpha-iu",
+        "5",
+        "--method-args",
+        "RL=--unlearn_lr 0.02",
+        "--extra-unlearn-args",
+        "--unlearn_epochs 1 --device cpu",
+    )
+    tails = [line.split("--save_dir ")[1].split(" ", 1)[1] for line in lines[1:]]
+    random_args = "--class_to_replace -1 --num_indexes_to_replace 4500 --unlearn_epochs 1 --device cpu"
+    assert tails == [
+        f"--unlearn_lr 0.0001 --unlearn_epochs 5 {random_args}",
+        f"--alpha 1e-7 {random_args}",
+        f"--alpha 5 {random_args}",
+        f"--alpha 5e-4 --unlearn_lr 0.01 --unlearn_epochs 10 {random_args}",
+        f"--unlearn_lr 0.02 {random_args}",
+    ]
+
+
+@pytest.mark.parametrize(("dataset", "count"), [("cifar100", 4500), ("svhn", 6593), ("digits", 129)])
+def test_random_count_defaults(tmp_path, dataset, count):
+    lines = dry_run(
+        "--root",
+        str(tmp_path),
+        "--stage",
+        "unlearn",
+        "--dataset",
+        dataset,
+        "--rates",
+        "0.5",
+        "--scenarios",
+        "random",
+        "--methods",
+        "FT",
+        "--seeds",
+        "1",
+    )
+    assert lines[1].endswith(f"--class_to_replace -1 --num_indexes_to_replace {count}")
+
+
+def test_finished_runs_are_skipped(tmp_path):
+    prune_dir = tmp_path / "cifar10_resnet18" / "prune_r0.5"
+    prune_dir.mkdir(parents=True)
+    (prune_dir / "1model_SA_best.pth.tar").write_bytes(b"x")
+    (prune_dir / "imp_results.json").write_text("{}")
+    done = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed2"
+    done.mkdir(parents=True)
+    (done / "FT_eval.json").write_text("{}")
+    half = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed1"
+    half.mkdir(parents=True)
+    (half / "log.txt").write_text("crashed")  # a started but unfinished run is run again
+    lines = dry_run(
+        "--root", str(tmp_path), "--rates", "0.5", "--methods", "FT", "--scenarios", "class", "--seeds", "1,2"
+    )
+    assert lines[0] == "# prune: 1 runs, 1 finished (skipped), 0 to run"
+    assert lines[1].startswith("# finished, skipped: python -u main_imp.py")
+    assert lines[2] == "# unlearn: 2 runs, 1 finished (skipped), 1 to run"
+    assert "--seed 1 " in lines[3] and not lines[3].startswith("#")
+    assert lines[4].startswith("# finished, skipped: ") and "--seed 2 " in lines[4]
+
+
+def test_dense_rate_uses_round_zero_of_the_smallest_rate(tmp_path):
+    lines = dry_run(
+        "--root", str(tmp_path), "--rates", "0.9,0,0.75", "--methods", "FT", "--scenarios", "class", "--seeds", "1"
+    )
+    assert sum("main_imp.py" in line for line in lines) == 2  # no pruning run of its own for rate 0
+    r0 = [line for line in lines if "/r0/FT/" in line]
+    assert len(r0) == 1 and f"--mask {tmp_path}/cifar10_resnet18/prune_r0.75/0model_SA_best.pth.tar " in r0[0]
+
+
+def test_only_dense_rate_trains_one_round(tmp_path):
+    lines = dry_run("--root", str(tmp_path), "--rates", "0", "--methods", "FT", "--scenarios", "class", "--seeds", "1")
+    assert lines[1].endswith(f"--save_dir {tmp_path}/cifar10_resnet18/prune_r0 --rate 0 --pruning_times 1")
+    assert f"--mask {tmp_path}/cifar10_resnet18/prune_r0/0model_SA_best.pth.tar " in lines[3]
+
+
+def test_bad_flags_name_the_choices(tmp_path):
+    with pytest.raises(sweep.SweepError, match="choose from raw, retrain, FT"):
+        sweep.main(["--dry-run", "--methods", "FF"], echo=lambda _: None)
+    with pytest.raises(sweep.SweepError, match="choose from class, random"):
+        sweep.main(["--dry-run", "--scenarios", "classwise"], echo=lambda _: None)
+    with pytest.raises(sweep.SweepError, match="--random-count"):
+        sweep.main(["--dry-run", "--dataset", "mnist"], echo=lambda _: None)
+    with pytest.raises(sweep.SweepError, match="fractions"):
+        sweep.main(["--dry-run", "--rates", "0.5,95"], echo=lambda _: None)
+
+
+def test_slurm_dry_run_writes_a_valid_job_array(tmp_path):
+    lines = dry_run(
+        "--root",
+        str(tmp_path),
+        "--slurm",
+        "--rates",
+        "0,0.5,0.9",
+        "--methods",
+        "retrain,FT,GA",
+        "--scenarios",
+        "class,random",
+        "--seeds",
+        "1,2",
+        "--slurm-args",
+        "--partition gpu",
+        "--array-limit",
+        "4",
+    )
+    n_unlearn = 3 * 3 * 2 * 2
+    script = (tmp_path / "sweep_unlearn.sbatch").read_text()
+    commands = (tmp_path / "sweep_unlearn.commands").read_text().splitlines()
+    assert len(commands) == n_unlearn and commands == [line for line in lines if "main_forget.py" in line]
+    assert f"#SBATCH --array=0-{n_unlearn - 1}%4\n" in script and "#SBATCH --gres=gpu:1\n" in script
+    assert len((tmp_path / "sweep_prune.commands").read_text().splitlines()) == 2
+    assert "#SBATCH --array=0-1%4\n" in (tmp_path / "sweep_prune.sbatch").read_text()
+    for stage in ("prune", "unlearn"):
+        subprocess.run(["bash", "-n", str(tmp_path / f"sweep_{stage}.sbatch")], check=True)
+    assert f"# would run: sbatch --parsable --array=0-1%4 --partition gpu {tmp_path}/sweep_prune.sbatch" in lines
+    assert (
+        f"# would run: sbatch --parsable '--dependency=afterok:<prune job id>' --array=0-{n_unlearn - 1}%4 "
+        f"--partition gpu {tmp_path}/sweep_unlearn.sbatch"
+    ) in lines
+
+
+def test_sbatch_script_runs_the_line_of_its_task(tmp_path):
+    commands = tmp_path / "c.commands"
+    commands.write_text("echo first\necho 'second task' > out.txt\n")
+    script = tmp_path / "s.sbatch"
+    script.write_text(
+        sweep.sbatch_script("unlearn", 2, commands, tmp_path, None).replace(f"cd {sweep.REPO}", f"cd {tmp_path}")
+    )
+    env = dict(os.environ, SLURM_ARRAY_TASK_ID="1")
+    subprocess.run(["bash", str(script)], check=True, env=env, capture_output=True)
+    assert (tmp_path / "out.txt").read_text() == "second task\n"
+    env["SLURM_ARRAY_TASK_ID"] = "2"
+    assert subprocess.run(["bash", str(script)], env=env, capture_output=True).returncode == 1
+
+
+def test_slurm_submission_chains_the_stages(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.txt"
+    fake = bin_dir / "sbatch"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "4242;cluster"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    lines = []
+    root = tmp_path / "sw"
+    code = sweep.main(
+        ["--root", str(root), "--slurm", "--rates", "0.5", "--methods", "FT", "--scenarios", "class", "--seeds", "1"],
+        echo=lines.append,
+    )
+    assert code == 0
+    prune_call, unlearn_call = calls.read_text().splitlines()
+    assert prune_call == f"--parsable --array=0-0 {root}/sweep_prune.sbatch"
+    assert unlearn_call == f"--parsable --dependency=afterok:4242 --array=0-0 {root}/sweep_unlearn.sbatch"
+    assert "# submitted unlearn: job 4242, 1 array tasks" in lines
+
+
+GPU_PROBE = """
+import os, sys, time
+gpu = os.environ["CUDA_VISIBLE_DEVICES"]
+lock = os.path.join(sys.argv[1], "busy_gpu" + gpu)
+fd = os.open(lock, os.O_CREAT | os.O_EXCL)  # fails if another run holds this GPU
+time.sleep(0.2)
+os.close(fd)
+os.remove(lock)
+print("gpu", gpu)
+"""
+
+
+def test_pool_runs_one_command_per_gpu(tmp_path):
+    runs = [
+        sweep.Run(
+            "unlearn",
+            [sys.executable, "-c", GPU_PROBE, str(tmp_path)],
+            tmp_path / f"run{i}",
+            (tmp_path / f"run{i}" / "done",),
+        )
+        for i in range(6)
+    ]
+    sweep.run_pool(runs, ["0", "3"], cwd=tmp_path, echo=lambda _: None)
+    assert [run.returncode for run in runs] == [0] * 6
+    assert {run.gpu for run in runs} == {"0", "3"}
+    for run in runs:
+        log = (tmp_path / run.save_dir / "log.txt").read_text()
+        assert log.splitlines()[-1] == f"gpu {run.gpu}"
+
+
+def test_pool_without_gpus_runs_in_order_and_reports_failures(tmp_path):
+    order = tmp_path / "order.txt"
+    code = "import sys; open(sys.argv[1], 'a').write(sys.argv[2]); sys.exit(int(sys.argv[2]) == 1)"
+    runs = [sweep.Run("prune", [sys.executable, "-c", code, str(order), str(i)], Path(f"r{i}"), ()) for i in range(3)]
+    sweep.run_pool(runs, [], cwd=tmp_path, echo=lambda _: None)
+    assert order.read_text() == "012"
+    assert [run.returncode for run in runs] == [0, 1, 0] and {run.gpu for run in runs} == {None}
+    missing = sweep.Run("unlearn", ["false"], Path("u"), (), needs=Path("no_mask.pth.tar"))
+    sweep.run_pool([missing], [], cwd=tmp_path, echo=lambda _: None)
+    assert missing.returncode is None and "no_mask.pth.tar does not exist" in missing.note
+
+
+FAKE_PYTHON = """#!{python}
+import json, sys
+from pathlib import Path
+args = sys.argv[1:]
+save_dir = Path(args[args.index("--save_dir") + 1])
+save_dir.mkdir(parents=True, exist_ok=True)
+if args[1] == "main_imp.py":
+    if args[args.index("--rate") + 1] == "0.9":
+        sys.exit("pruning failed")
+    for name in ("0model_SA_best.pth.tar", "1model_SA_best.pth.tar", "imp_results.json"):
+        (save_dir / name).write_text("{{}}")
+else:
+    assert Path(args[args.index("--mask") + 1]).exists(), "mask missing"
+    method = args[args.index("--unlearn") + 1]
+    if method == "GA":
+        sys.exit("GA diverged")
+    (save_dir / f"{{method}}_eval.json").write_text(json.dumps({{"argv": args}}))
+print("fake run done")
+"""
+
+
+def test_local_sweep_resumes_and_reports_failures(tmp_path):
+    fake = tmp_path / "fakepython"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    flags = [
+        "--python",
+        str(fake),
+        "--root",
+        str(tmp_path / "sw"),
+        "--rates",
+        "0,0.5",
+        "--methods",
+        "FT,GA",
+        "--scenarios",
+        "class",
+        "--seeds",
+        "1",
+        "--gpus",
+        "0,1",
+    ]
+    lines = []
+    assert sweep.main(flags, echo=lines.append) == 1
+    assert "# done: 3 of 5 runs succeeded, 2 failed, 0 not started" in lines
+    assert sum(line.startswith("# FAILED: ") for line in lines) == 2
+    log = tmp_path / "sw" / "cifar10_resnet18" / "unlearn" / "class" / "r0" / "FT" / "seed1" / "log.txt"
+    assert "fake run done" in log.read_text()
+    lines = []
+    assert sweep.main(flags, echo=lines.append) == 1
+    assert "# unlearn: 4 runs, 2 finished (skipped), 2 to run" in lines
+    assert "# done: 0 of 2 runs succeeded, 2 failed, 0 not started" in lines
+
+
+def test_runs_whose_mask_is_missing_are_not_started(tmp_path):
+    fake = tmp_path / "fakepython"
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    root = tmp_path / "sw"
+    lines = []
+    flags = ["--python", str(fake), "--root", str(root), "--rates", "0.5,0.9", "--methods", "FT", "--seeds", "1,2"]
+    assert sweep.main(flags, echo=lines.append) == 1
+    assert "# done: 5 of 10 runs succeeded, 1 failed, 4 not started" in lines
+    mask = root / "cifar10_resnet18" / "prune_r0.9" / "1model_SA_best.pth.tar"
+    assert f"# NOT STARTED: 4 runs need {mask}, which does not exist (did its prune run fail?)" in lines

@@ -1,0 +1,15 @@
+"""GA (gradient ascent): minimise −CE on D_f, i.e. push the forget set's loss up."""
+
+from trainer import cross_entropy
+from unlearn import register
+from unlearn.loop import iterate
+
+
+def negative_cross_entropy(model, images, labels):
+    loss, logits = cross_entropy(model, images, labels)
+    return -loss, logits
+
+
+@register("GA", paper_name="GA")
+def unlearn(model, ctx) -> None:
+    iterate(model, ctx, "forget", lambda epoch: negative_cross_entropy, "GA")

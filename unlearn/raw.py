@@ -1,0 +1,8 @@
+"""Original: no unlearning; the loaded model θ_o is evaluated as it is."""
+
+from unlearn import register
+
+
+@register("raw", paper_name="Original")
+def unlearn(model, ctx) -> None:
+    ctx.log("raw: evaluating the original model, no unlearning step")

@@ -1,0 +1,68 @@
+"""ℓ1-sparse MU (the paper's FT_prune / FT_l1) and GA_l1.
+
+FT_l1: minimise CE(D_r) + α_t‖θ‖₁ over all parameters with the linearly decaying coefficient
+α_t = α(1 − t/(E − E₀)) for epoch t < E − E₀, 0 afterwards, and α when E − E₀ = 0
+(E = --unlearn_epochs, E₀ = --no-l1-epochs). FT_prune is FT_l1 followed by a sparsity report.
+GA_l1: minimise −CE(D_f) + α‖θ‖₁.
+"""
+
+import torch
+
+import pruner
+from trainer import cross_entropy
+from unlearn import register
+from unlearn.ga import negative_cross_entropy
+from unlearn.loop import iterate
+
+
+def l1_coefficient(alpha: float, epoch: int, epochs: int, no_l1_epochs: int) -> float:
+    active = epochs - no_l1_epochs
+    if epoch < active:
+        return alpha * (1 - epoch / active)
+    if active == 0:
+        return alpha
+    return 0.0
+
+
+def l1_norm(model) -> torch.Tensor:
+    """‖θ‖₁ over every parameter (for a pruned conv: its weight_orig, as the original code sums)."""
+    return sum(parameter.abs().sum() for parameter in model.parameters())
+
+
+def with_l1(base_loss, coefficient: float):
+    def loss_fn(model, images, labels):
+        loss, logits = base_loss(model, images, labels)
+        return loss + coefficient * l1_norm(model), logits
+
+    return loss_fn
+
+
+def _ft_l1(model, ctx, name):
+    args = ctx.args
+    coefficients = [
+        l1_coefficient(args.alpha, t, args.unlearn_epochs, args.no_l1_epochs) for t in range(args.unlearn_epochs)
+    ]
+    ctx.stats["l1_coefficients"] = coefficients
+    iterate(model, ctx, "retain", lambda epoch: with_l1(cross_entropy, coefficients[epoch]), name)
+
+
+@register("FT_l1", paper_name="FT_l1")
+def ft_l1(model, ctx) -> None:
+    _ft_l1(model, ctx, "FT_l1")
+
+
+@register("FT_prune", paper_name="ℓ1-sparse")
+def ft_prune(model, ctx) -> None:
+    _ft_l1(model, ctx, "FT_prune")
+    pruner.refresh_weights(model)
+    with torch.no_grad():
+        weights = [module.weight for _, module in pruner.conv_modules(model)]
+        zero = sum(int((w.abs() < 1e-8).sum()) for w in weights)
+        total = sum(w.numel() for w in weights)
+    ctx.stats["conv_near_zero_fraction"] = zero / total
+    ctx.log(f"FT_prune: {100 * zero / total:.2f}% of conv weights are (near) zero after l1-sparse unlearning")
+
+
+@register("GA_l1", paper_name="GA_l1")
+def ga_l1(model, ctx) -> None:
+    iterate(model, ctx, "forget", lambda epoch: with_l1(negative_cross_entropy, ctx.args.alpha), "GA_l1")

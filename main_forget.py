@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import arg_parser
 import dataset
@@ -22,6 +23,7 @@ import unlearn
 from evaluation.metrics import evaluate
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import choose_forget_set
+from pruning_rounds import check_same_experiment
 from unlearn.context import UnlearnContext
 from utils import UsageError, atomic_torch_save, atomic_write_json, run_cli, safe_load
 
@@ -65,6 +67,74 @@ def prepare_model(args, data, method, state_dict, runtime):
     return runtime.prepare(model)
 
 
+# Arguments that define an unlearning run: a resumed run must agree on all of them.
+RUN_ARGS = (
+    "dataset",
+    "arch",
+    "mask",
+    "unlearn",
+    "unlearn_lr",
+    "unlearn_epochs",
+    "alpha",
+    "no_l1_epochs",
+    "seed",
+    "train_seed",
+    "split_seed",
+    "batch_size",
+    "no_aug",
+    "decreasing_lr",
+    "warmup",
+    "momentum",
+    "weight_decay",
+)
+
+
+def check_same_run(saved, args, forget, path) -> None:
+    check_same_experiment(saved["args"], args, RUN_ARGS)
+    if not np.array_equal(np.asarray(saved["forget_indices"]), forget.forget_indices):
+        raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")
+
+
+def run_unlearning(model, method, data, forget, args, runtime, log, progress_file):
+    """Run the method, saving progress after every epoch; returns (RTE in minutes, method stats).
+
+    RTE counts the unlearning step only: not evaluation, not the progress saves, and across a
+    resume it adds the time spent before the interruption.
+    """
+    ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, forget.forgotten_class, log)
+    spent_before, saving = 0.0, 0.0
+    if args.resume and progress_file.is_file():
+        progress = safe_load(progress_file, "unlearning progress")
+        check_same_run(progress, args, forget, progress_file)
+        pruner.load_pruned_state(model, progress["state_dict"])
+        ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
+    start = time.perf_counter()
+
+    def on_epoch(state):
+        nonlocal saving
+        began = time.perf_counter()
+        elapsed = spent_before + began - start - saving
+        atomic_torch_save(
+            {
+                **state,
+                "state_dict": model.state_dict(),
+                "elapsed": elapsed,
+                "stats": ctx.stats,
+                "forget_indices": forget.forget_indices.tolist(),
+                "args": vars(args),
+            },
+            progress_file,
+        )
+        saving += time.perf_counter() - began
+
+    ctx.on_epoch = on_epoch
+    method.fn(model, ctx)
+    pruner.refresh_weights(model)
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize(runtime.device)
+    return (spent_before + time.perf_counter() - start - saving) / 60, ctx.stats
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
     validate_common(args)
@@ -76,7 +146,8 @@ def main(argv=None):
     state_dict, _ = load_mask_checkpoint(args.mask, args)
     save_dir = Path(args.save_dir)
     checkpoint_file = save_dir / f"{args.unlearn}checkpoint.pth.tar"
-    if args.resume and not checkpoint_file.is_file():
+    progress_file = save_dir / f"{args.unlearn}_progress.pth.tar"
+    if args.resume and not checkpoint_file.is_file() and not progress_file.is_file():
         raise UsageError(f"--resume: nothing to resume, '{checkpoint_file}' does not exist; drop --resume")
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
@@ -91,26 +162,14 @@ def main(argv=None):
     )
 
     done = {}
-    if args.resume:
+    if args.resume and checkpoint_file.is_file():
         saved = safe_load(checkpoint_file, "unlearning checkpoint")
-        if not np.array_equal(np.asarray(saved["forget_indices"]), forget.forget_indices):
-            raise UsageError(f"--resume: '{checkpoint_file}' was made for another forget set; use another --save_dir")
+        check_same_run(saved, args, forget, checkpoint_file)
         pruner.load_pruned_state(model, saved["state_dict"])
         done, rte_min, stats = saved["evaluation"], saved["RTE_min"], saved["stats"]
         log(f"resumed the finished unlearning step from {checkpoint_file}")
     else:
-        ctx = UnlearnContext(
-            data, forget.forget_indices, forget.retain_indices, args, runtime, forget.forgotten_class, log
-        )
-        start = time.perf_counter()
-        method.fn(model, ctx)
-        pruner.refresh_weights(model)
-        if runtime.device.type == "cuda":
-            import torch
-
-            torch.cuda.synchronize(runtime.device)
-        rte_min = (time.perf_counter() - start) / 60
-        stats = ctx.stats
+        rte_min, stats = run_unlearning(model, method, data, forget, args, runtime, log, progress_file)
         log(f"unlearning took {rte_min:.3f} min")
 
     def save(evaluation):
@@ -132,6 +191,7 @@ def main(argv=None):
         model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class, done=done, log=log
     )
     save(evaluation)
+    progress_file.unlink(missing_ok=True)  # superseded by the finished checkpoint
     results = {
         "method": args.unlearn,
         "paper_name": method.paper_name,

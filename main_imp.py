@@ -7,11 +7,10 @@ Example (the original README's OMP command on the embedded digits data):
 
 from __future__ import annotations
 
-from imp import find_resume_checkpoint, run_imp
-
 import arg_parser
 import dataset
 from experiment import build_model, make_runtime, model_meta, save_args, validate_common
+from pruning_rounds import find_resume_checkpoint, run_imp
 from utils import UsageError, run_cli
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")

@@ -7,7 +7,7 @@ set -euo pipefail
 PY=${1:-python3}
 OUT=${2:-runs/demo}
 SEEDS=${3:-${DEMO_SEEDS:-1}}
-ARCH=${DEMO_ARCH:-resnet18}
+ARCH=${DEMO_ARCH:-resnet20s}
 COMMON=(--dataset digits --arch "$ARCH" --no-progress)
 
 mkdir -p "$OUT"

@@ -20,6 +20,8 @@ class UnlearnContext:
     forgotten_class: int | None = None  # set when a whole class is forgotten (FF's head rule)
     log: object = print
     stats: dict = field(default_factory=dict)  # per-epoch logs etc. for the results file
+    on_epoch: object = None  # called with the loop's state after each epoch (crash-safe progress)
+    resume: dict | None = None  # that state, to continue an interrupted run
 
     @property
     def augment(self) -> bool:

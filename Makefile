@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
+DEMO_SEEDS ?= 1
 
 .PHONY: demo test lint clean-venv
 
@@ -12,7 +13,7 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 demo: $(VENV)/installed
-	bash scripts/demo.sh $(PY) $(DEMO_DIR)
+	bash scripts/demo.sh $(PY) $(DEMO_DIR) $(DEMO_SEEDS)
 
 test: $(VENV)/installed
 	$(PY) -m pytest tests

@@ -55,6 +55,7 @@ def add_run_args(parser, save_dir_default="results"):
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: cuda:--gpu when available)")
     group.add_argument("--gpu", type=int, default=0, help="GPU index used by --device auto/cuda")
     group.add_argument("--fp32", action="store_true", help="on CUDA: no bf16 autocast and no channels-last")
+    group.add_argument("--compile", action="store_true", help="torch.compile the model's forward pass (opt-in)")
     group.add_argument("--no-progress", dest="no_progress", action="store_true", help="hide the tqdm progress bars")
     group.add_argument("--resume", action="store_true", help="continue the run saved in --save_dir")
     group.add_argument("--checkpoint", default=None, help="resume from this checkpoint file instead")

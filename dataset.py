@@ -8,6 +8,7 @@ process is needed. Readers for the standard on-disk layouts fill that tensor onc
 from __future__ import annotations
 
 import pickle
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,11 +91,31 @@ def _read_cifar_batch(path: Path, label_key: str):
     return images, np.asarray(entry[label_key], dtype=np.int64)
 
 
-def _require_files(root: Path, names, what: str, fetch=None):
+def _fetch_or_undo(fetch, folder: Path) -> None:
+    """Run ``fetch`` (a download into ``folder``); when it fails, remove what it left behind.
+
+    torchvision creates the folder and writes the archive as it arrives, so a failed download
+    would otherwise leave new folders and a partial file on disk.
+    """
+    first_new = next((path for path in [*reversed(folder.parents), folder] if not path.exists()), None)
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    try:
+        fetch()
+    except Exception:
+        leftovers = [first_new] if first_new is not None else sorted(set(folder.iterdir()) - before)
+        for path in leftovers:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _require_files(root: Path, names, what: str, fetch=None, fetch_into: Path | None = None):
     missing = [name for name in names if not (root / name).is_file()]
     if missing and fetch is not None:
         try:
-            fetch()
+            _fetch_or_undo(fetch, root if fetch_into is None else fetch_into)
         except Exception as err:  # any failure to download is reported as the missing files below
             fetch_error = f" (download failed: {str(err).splitlines()[0] if str(err) else type(err).__name__})"
         else:
@@ -117,7 +138,7 @@ def _cifar(data: Path, download: bool, folder: str, train_files, test_file, labe
 
         getattr(torchvision.datasets, tv_class)(str(data), download=True)
 
-    _require_files(root, [*train_files, test_file], tv_class, fetch if download else None)
+    _require_files(root, [*train_files, test_file], tv_class, fetch if download else None, fetch_into=data)
     parts = [_read_cifar_batch(root / name, label_key) for name in train_files]
     train_x = np.concatenate([images for images, _ in parts])
     train_y = np.concatenate([labels for _, labels in parts])

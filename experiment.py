@@ -39,7 +39,12 @@ def validate_common(args) -> None:
 
 
 def make_runtime(args) -> Runtime:
-    return Runtime(resolve_device(args.device, args.gpu), fast=not args.fp32, progress=not args.no_progress)
+    return Runtime(
+        resolve_device(args.device, args.gpu),
+        fast=not args.fp32,
+        progress=not args.no_progress,
+        compile=getattr(args, "compile", False),
+    )
 
 
 def build_model(args, data, seed: int):

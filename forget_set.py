@@ -74,7 +74,7 @@ def choose_forget_set(labels: np.ndarray, num_classes: int, args) -> ForgetSet:
             )
         candidates = n_train if c == -1 else int((labels == c).sum())
         if n is not None and n <= 0:
-            raise UsageError(f"--num_indexes_to_replace {n} must be positive")
+            raise UsageError(f"--num_indexes_to_replace {n} must be positive; give how many samples to forget")
         if n is not None and n > candidates:
             which = "training samples" if c == -1 else f"samples of class {c}"
             raise UsageError(f"--num_indexes_to_replace {n} is more than the {candidates} {which}; lower it")

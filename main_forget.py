@@ -25,7 +25,15 @@ from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import choose_forget_set
 from pruning_rounds import check_same_experiment
 from unlearn.context import UnlearnContext
-from utils import UsageError, atomic_torch_save, atomic_write_json, run_cli, safe_load
+from utils import (
+    UsageError,
+    atomic_torch_save,
+    atomic_write_json,
+    require_keys,
+    require_state_dict,
+    run_cli,
+    safe_load,
+)
 
 
 def make_parser():
@@ -41,11 +49,7 @@ def make_parser():
 def load_mask_checkpoint(path, args):
     """The --mask file as (state_dict, metadata); refuse files made for another set-up."""
     checkpoint = safe_load(path, "--mask checkpoint")
-    if not isinstance(checkpoint, dict):
-        raise UsageError(f"--mask '{path}' is not a checkpoint dict; give a {{k}}model_SA_best.pth.tar file")
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state_dict, dict) or not state_dict:
-        raise UsageError(f"--mask '{path}' holds no state_dict; give a {{k}}model_SA_best.pth.tar file")
+    state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
     for key in ("arch", "dataset"):
         saved = checkpoint.get(key)
         if saved is not None and saved != getattr(args, key):
@@ -89,7 +93,23 @@ RUN_ARGS = (
 )
 
 
-def check_same_run(saved, args, forget, path) -> None:
+# What the finished checkpoint and the per-epoch progress file must hold to be resumed from.
+FINISHED_KEYS = ("args", "forget_indices", "state_dict", "stats", "evaluation", "RTE_min")
+PROGRESS_KEYS = (
+    "args",
+    "forget_indices",
+    "state_dict",
+    "stats",
+    "elapsed",
+    "epoch",
+    "optimizer",
+    "scheduler",
+    "history",
+)
+
+
+def check_same_run(saved, args, forget, path, keys) -> None:
+    require_keys(saved, keys, path, "--resume file")
     check_same_experiment(saved["args"], args, RUN_ARGS)
     if not np.array_equal(np.asarray(saved["forget_indices"]), forget.forget_indices):
         raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")
@@ -105,7 +125,7 @@ def run_unlearning(model, method, data, forget, args, runtime, log, progress_fil
     spent_before, saving = 0.0, 0.0
     if args.resume and progress_file.is_file():
         progress = safe_load(progress_file, "unlearning progress")
-        check_same_run(progress, args, forget, progress_file)
+        check_same_run(progress, args, forget, progress_file, PROGRESS_KEYS)
         pruner.load_pruned_state(model, progress["state_dict"])
         ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
     start = time.perf_counter()
@@ -164,7 +184,7 @@ def main(argv=None):
     done = {}
     if args.resume and checkpoint_file.is_file():
         saved = safe_load(checkpoint_file, "unlearning checkpoint")
-        check_same_run(saved, args, forget, checkpoint_file)
+        check_same_run(saved, args, forget, checkpoint_file, FINISHED_KEYS)
         pruner.load_pruned_state(model, saved["state_dict"])
         done, rte_min, stats = saved["evaluation"], saved["RTE_min"], saved["stats"]
         log(f"resumed the finished unlearning step from {checkpoint_file}")

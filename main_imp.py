@@ -10,7 +10,7 @@ from __future__ import annotations
 import arg_parser
 import dataset
 from experiment import build_model, make_runtime, model_meta, save_args, validate_common
-from pruning_rounds import find_resume_checkpoint, run_imp
+from pruning_rounds import find_resume_checkpoint, load_resume, load_rewind_file, run_imp
 from utils import UsageError, run_cli
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")
@@ -46,6 +46,9 @@ def main(argv=None):
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
     model = runtime.prepare(build_model(args, data, seed=args.seed))
+    if args.rewind_pth:  # read now, not after a round of training
+        load_rewind_file(args.rewind_pth, model)
+    resume = load_resume(args, model) if args.resume else None  # all checks before anything is written
     save_dir = arg_parser.check_save_dir(args.save_dir)
     save_args(args, save_dir)
     print(
@@ -53,7 +56,9 @@ def main(argv=None):
         f"{args.arch} on {runtime.device}, {args.pruning_times} round(s) at rate {args.rate}",
         flush=True,
     )
-    rounds = run_imp(args, data, model, runtime, log=lambda line: print(line, flush=True), meta=model_meta(args, data))
+    rounds = run_imp(
+        args, data, model, runtime, log=lambda line: print(line, flush=True), meta=model_meta(args, data), resume=resume
+    )
     for result in rounds:
         print(
             f"round {result['round']}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "

@@ -8,6 +8,8 @@ zero whatever the optimiser does to ``weight_orig``. A state dict of such a mode
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
@@ -135,3 +137,73 @@ def dense_state(state_dict: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+def synflow_prune(model: nn.Module, rate: float, input_shape, iterations: int = 100) -> list[int]:
+    """SynFlow (Tanaka et al. 2020): prune ``rate`` of the unpruned conv weights without looking at any data.
+
+    Scores come from a double-precision copy with every state entry (parameters and buffers, as
+    in the SynFlow reference code) replaced by its absolute value, batch-norm in eval mode, fed
+    one all-ones image of ``input_shape`` (C, H, W); the model's Normalize layer maps it to
+    (1 - mean) / std, a positive constant per channel. With R the sum of the outputs, a weight
+    scores |θ ⊙ ∂R/∂θ|. Each of the ``iterations`` rounds removes the lowest-scoring unpruned
+    weights across all conv layers together, so that round i leaves round(N (1 - rate)^(i/iterations))
+    of the N weights unpruned at the start: the fraction 1 - (1 - rate)^(1/iterations) of what
+    remains, kept as integer counts so that rounding never drifts, and the last round ends exactly
+    at N - round(rate N), the count one-shot magnitude pruning keeps. The model's weights
+    (``weight_orig`` included), their signs and its training flag are untouched: only its masks
+    change, once, through ``torch.nn.utils.prune`` (combined with any mask it had). Returns the
+    kept count after each round.
+    """
+    if not 0 <= rate < 1:
+        raise UsageError(f"--rate {rate} is outside [0, 1); give the fraction of weights to remove")
+    if iterations < 1:
+        raise UsageError(f"SynFlow needs at least one iteration, got {iterations}")
+    convs = [module for _, module in conv_modules(model)]
+    with torch.no_grad():  # a pruned weight computed under autograd cannot be deep-copied
+        refresh_weights(model)
+    scorer = copy.deepcopy(model).double().eval()  # eval: batch-norm uses its running statistics
+    refresh_weights(model)
+    remove_pruning(scorer)  # pruned entries become zeros; the mask is re-applied each round below
+    with torch.no_grad():
+        for value in scorer.state_dict().values():
+            if value.is_floating_point():
+                value.abs_()
+    weights = [module.weight for _, module in conv_modules(scorer)]
+    magnitudes = [weight.detach().clone() for weight in weights]
+    masks = [_mask_or_ones(module).detach().to(magnitudes[0].device, torch.bool) for module in convs]
+    ones = torch.ones(1, *input_shape, dtype=torch.float64, device=magnitudes[0].device)
+    start = sum(int(mask.sum()) for mask in masks)
+    final = start - round(rate * start)
+    kept_after = []
+    for i in range(1, iterations + 1):
+        with torch.no_grad():
+            for weight, magnitude, mask in zip(weights, magnitudes, masks):
+                weight.copy_(magnitude * mask)
+        grads = torch.autograd.grad(scorer(ones).sum(), weights)
+        scores = [(weight * grad).detach().abs() for weight, grad in zip(weights, grads)]
+        goal = max(round(start * (1 - rate) ** (i / iterations)), final) if i < iterations else final
+        masks = _drop_lowest(scores, masks, sum(int(mask.sum()) for mask in masks) - goal)
+        kept_after.append(goal)
+    for module, mask in zip(convs, masks):
+        prune.custom_from_mask(module, "weight", mask.to(module.weight.device, module.weight.dtype))
+    return kept_after
+
+
+def _drop_lowest(scores, masks, count: int):
+    """Masks with the ``count`` lowest-scoring still-kept entries, ranked across all tensors, set to False.
+
+    The ranking ``prune.global_unstructured`` with ``importance_scores`` makes; done here on plain
+    tensors because every call of that function leaves a full copy of the mask in the module's
+    pruning container, 100 of them in a SynFlow run.
+    """
+    flat_scores = torch.cat([score.flatten() for score in scores])
+    flat_masks = torch.cat([mask.flatten() for mask in masks])
+    kept = flat_masks.nonzero().squeeze(1)  # already pruned entries are never chosen again
+    flat_masks[kept[torch.topk(flat_scores[kept], count, largest=False).indices]] = False
+    return [part.view_as(mask) for part, mask in zip(flat_masks.split([m.numel() for m in masks]), masks)]
+
+
+def _mask_or_ones(module: nn.Module) -> torch.Tensor:
+    mask = getattr(module, "weight_mask", None)
+    return torch.ones_like(module.weight) if mask is None else mask

@@ -17,7 +17,7 @@ import torch
 import pruner
 from arg_parser import parse_milestones
 from trainer import accuracy, make_optimizer, make_scheduler, train_epoch
-from utils import UsageError, atomic_torch_save, atomic_write_json, safe_load
+from utils import UsageError, atomic_torch_save, atomic_write_json, require_keys, require_state_dict, safe_load
 
 # Arguments that define the experiment: a resumed run must agree on all of them.
 EXPERIMENT_ARGS = (
@@ -54,8 +54,8 @@ def find_resume_checkpoint(args) -> Path:
         if not path.is_file():
             raise UsageError(f"--checkpoint '{path}' does not exist; give a {{k}}checkpoint.pth.tar file")
         return path
-    found = sorted(Path(args.save_dir).glob("*checkpoint.pth.tar"), key=lambda p: int(p.name.split("c")[0] or -1))
-    found = [p for p in found if p.name.split("c")[0].isdigit()]
+    found = [p for p in Path(args.save_dir).glob("*checkpoint.pth.tar") if p.name.split("c")[0].isdigit()]
+    found.sort(key=lambda p: int(p.name.split("c")[0]))  # other scripts' {method}checkpoint files are skipped
     if not found:
         raise UsageError(
             f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume"
@@ -64,6 +64,8 @@ def find_resume_checkpoint(args) -> Path:
 
 
 def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS) -> None:
+    if not isinstance(saved, dict):
+        raise UsageError("--resume: the saved run's 'args' is not a dict; it was not written by these scripts")
     for name in names:
         old, new = saved.get(name), getattr(args, name, None)
         if old != new:
@@ -73,11 +75,51 @@ def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS) -> None:
             )
 
 
+RESUME_KEYS = (
+    "args",
+    "state_dict",
+    "optimizer",
+    "scheduler",
+    "has_rewind_state",
+    "rounds",
+    "round",
+    "epoch",
+    "best_val",
+    "best_epoch",
+    "best_test",
+    "epoch_log",
+)
+
+
+def load_resume(args, model) -> dict:
+    """Read and check everything a resumed run needs, before anything is written; loads its weights into ``model``.
+
+    Returns the checkpoint with ``init_state`` and ``rewind_state`` (the dense weights to rewind to) added.
+    """
+    path = find_resume_checkpoint(args)
+    saved = safe_load(path, "resume checkpoint")
+    require_keys(saved, RESUME_KEYS, path, "resume checkpoint")
+    check_same_experiment(saved["args"], args)
+    pruner.load_pruned_state(model, saved["state_dict"])
+    save_dir = Path(args.save_dir)
+    saved["init_state"] = safe_load(save_dir / "epoch_0_rewind_weight.pt", "initial weights")
+    rewind_file = save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt"
+    saved["rewind_state"] = safe_load(rewind_file, "rewind weights") if saved["has_rewind_state"] else None
+    return saved
+
+
+def load_rewind_file(path, model=None) -> dict:
+    """The dense weights of a --rewind_pth file; with ``model``, refuse (naming the tensor) one that does not fit."""
+    state = pruner.dense_state(require_state_dict(safe_load(path, "--rewind_pth file"), path, "--rewind_pth file"))
+    if model is not None:
+        pruner.load_pruned_state(copy.deepcopy(model), state)
+    return state
+
+
 def _rewind_target(args, save_dir: Path, init_state: dict, rewind_state):
     """Dense weights the surviving weights go back to after a prune."""
     if args.rewind_pth:
-        loaded = safe_load(args.rewind_pth, "--rewind_pth file")
-        return pruner.dense_state(loaded.get("state_dict", loaded))
+        return load_rewind_file(args.rewind_pth)
     if args.prune_type == "pt":
         best = safe_load(save_dir / "0model_SA_best.pth.tar", "dense best checkpoint")
         return pruner.dense_state(best["state_dict"])
@@ -104,18 +146,17 @@ class RoundState:
         }
 
 
-def run_imp(args, data, model, runtime, log=print, meta=None):
-    """Run (or resume) every round; returns the per-round results written to imp_results.json."""
+def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
+    """Run (or resume) every round; returns the per-round results written to imp_results.json.
+
+    ``resume``: what ``load_resume(args, model)`` returned (it is called here when not given).
+    """
     save_dir = Path(args.save_dir)
     milestones = parse_milestones(args.decreasing_lr)
     meta = dict(meta or {})
     if args.resume:
-        saved = safe_load(find_resume_checkpoint(args), "resume checkpoint")
-        check_same_experiment(saved["args"], args)
-        pruner.load_pruned_state(model, saved["state_dict"])
-        init_state = safe_load(save_dir / "epoch_0_rewind_weight.pt", "initial weights")
-        rewind_file = save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt"
-        rewind_state = safe_load(rewind_file, "rewind weights") if saved["has_rewind_state"] else None
+        saved = resume if resume is not None else load_resume(args, model)
+        init_state, rewind_state = saved["init_state"], saved["rewind_state"]
         rounds = saved["rounds"]
         position = RoundState(
             saved["round"],
@@ -225,19 +266,25 @@ def run_imp(args, data, model, runtime, log=print, meta=None):
         write_results(args, rounds, save_dir)
         position = RoundState(k + 1)
         if k + 1 < args.pruning_times:
-            _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed=args.seed + k)
+            _prune_and_rewind(args, model, save_dir, init_state, rewind_state, args.seed + k, runtime.memory_format)
             save_checkpoint(optimizer, scheduler)  # the new round starts at epoch 0 with a fresh optimiser
     return rounds
 
 
-def _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed):
-    """Prune the last epoch's weights, then put the survivors back at the rewind target."""
+def _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed, memory_format=torch.contiguous_format):
+    """Prune the last epoch's weights, then put the survivors back at the rewind target.
+
+    torch's global pruning flattens weights with ``view(-1)``, which channels-last tensors (CUDA runs
+    without --fp32) refuse: prune in the standard layout, then return to ``memory_format``.
+    """
+    model.to(memory_format=torch.contiguous_format)
     pruner.global_prune(model, args.rate, "random" if args.random_prune else "l1", seed=seed)
     masks = pruner.masks_of(model)
     pruner.remove_pruning(model)
     target = _rewind_target(args, save_dir, init_state, rewind_state)
     model.load_state_dict({key: value.to(model_device(model)) for key, value in target.items()})
     pruner.apply_mask(model, masks)
+    model.to(memory_format=memory_format)
     pruner.refresh_weights(model)
 
 

@@ -8,7 +8,7 @@ import pickle
 import random
 import sys
 import tempfile
-import zipfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,21 +100,54 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def _torch_load_reason(err: BaseException) -> str:
+    """The part of torch's long, multi-line load error that says what it found (never its advice)."""
+    lines = [line.split("WeightsUnpickler error:")[-1].strip() for line in str(err).splitlines()]
+    found = [line for line in lines if "unsupported" in line.lower()]
+    if found:  # e.g. "Unsupported global: GLOBAL io.open was not an allowed global by default"
+        return found[0].split(". Please use")[0].rstrip(".")
+    advice = ("Weights only load failed", "Please file an issue", "Check the documentation", "(")
+    useful = [line for line in lines if line and not line.startswith(advice)]
+    return useful[0] if useful else type(err).__name__
+
+
 def safe_load(path, what: str = "checkpoint"):
     """Load a torch file with ``weights_only=True``; anything else is refused with a UsageError."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{what} '{path}' does not exist; check the path")
+        raise UsageError(f"{what} '{path}' does not exist or is not a file; check the path")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
-            f"{what} '{path}' holds something other than tensors and plain data and was not loaded "
-            f"({first}); only load files written by these scripts"
+            f"{what} '{path}' was refused: it is not a checkpoint of tensors and plain data "
+            f"({_torch_load_reason(err)}); nothing in it was run; give a file written by these scripts"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # whatever torch trips over in a damaged file: a bad file, not a bug
         raise UsageError(
-            f"{what} '{path}' is not a readable torch checkpoint (truncated or corrupt?): {first}"
+            f"{what} '{path}' is not a readable torch checkpoint (truncated or corrupt? {_torch_load_reason(err)}); "
+            f"give an intact copy of the file"
         ) from None
+
+
+def require_keys(saved, keys, path, what: str = "checkpoint") -> None:
+    """Refuse a loaded file that is not the dict these scripts write (it lacks one of ``keys``)."""
+    if not isinstance(saved, dict):
+        raise UsageError(f"{what} '{path}' holds a {type(saved).__name__}, not a checkpoint dict; give another file")
+    missing = [key for key in keys if key not in saved]
+    if missing:
+        raise UsageError(f"{what} '{path}' lacks '{missing[0]}'; it was not written by this script, give another file")
+
+
+def require_state_dict(saved, path, what: str = "checkpoint") -> dict:
+    """The state dict in a loaded file (its 'state_dict' entry, or the file itself): a non-empty dict of tensors."""
+    require_keys(saved, (), path, what)
+    state_dict = saved.get("state_dict", saved)
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise UsageError(f"{what} '{path}' holds no state_dict; give a checkpoint written by these scripts")
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise UsageError(f"{what} '{path}': '{key}' is a {type(value).__name__}, not a tensor; give another file")
+    return state_dict

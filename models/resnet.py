@@ -6,6 +6,8 @@ from models import register_model
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 convs; a 1x1 conv + BN shortcut when the shape changes."""
+
     expansion = 1
 
     def __init__(self, in_planes, planes, stride=1):
@@ -24,6 +26,8 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided), 1x1 expand by 4; a 1x1 conv + BN shortcut when the shape changes."""
+
     expansion = 4
 
     def __init__(self, in_planes, planes, stride=1):
@@ -32,10 +36,10 @@ class Bottleneck(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(in_planes, planes * 4, stride)
+        self.downsample = _downsample(in_planes, planes * self.expansion, stride)
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -51,6 +55,8 @@ def _downsample(in_planes, out_planes, stride):
 
 
 class ResNet(nn.Module):
+    """Stem, four stages (64/128/256/512 planes, strides 1/2/2/2), global average pool, linear ``fc``."""
+
     def __init__(self, block, layers, num_classes, in_channels=3, imagenet_arch=False):
         super().__init__()
         if imagenet_arch:
@@ -88,11 +94,11 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-@register_model("resnet18")
+@register_model("resnet18", imagenet_arch=True)
 def resnet18(num_classes, in_channels=3, imagenet_arch=False):
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, imagenet_arch)
 
 
-@register_model("resnet50")
+@register_model("resnet50", imagenet_arch=True)
 def resnet50(num_classes, in_channels=3, imagenet_arch=False):
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, imagenet_arch)

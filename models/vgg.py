@@ -9,13 +9,15 @@ CONFIG_16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
 
 
 class MaxPoolKeepOne(nn.Module):
-    """2x2 max-pool that leaves a map already 1 pixel wide alone, so 8x8 inputs (digits) work."""
+    """2x2 max-pool that leaves a map already 1 pixel high or wide alone, so 8x8 inputs (digits) work."""
 
     def forward(self, x):
         return x if min(x.shape[-2:]) < 2 else F.max_pool2d(x, 2)
 
 
 class VGG(nn.Module):
+    """3x3 conv + BN + ReLU per number in ``config``, a 2x2 max-pool per "M", global average pool, linear ``fc``."""
+
     def __init__(self, config, num_classes, in_channels=3):
         super().__init__()
         layers, channels = [], in_channels
@@ -33,5 +35,5 @@ class VGG(nn.Module):
 
 
 @register_model("vgg16_bn")
-def vgg16_bn(num_classes, in_channels=3, imagenet_arch=False):
+def vgg16_bn(num_classes, in_channels=3):
     return VGG(CONFIG_16, num_classes, in_channels)

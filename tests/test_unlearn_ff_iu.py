@@ -20,9 +20,14 @@ def tiny_model(seed=0, prune_rate=0.5):
     """Conv → BN → ReLU → Conv → pool → Linear head; BN stats set off their defaults, half the convs pruned."""
     torch.manual_seed(seed)
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, NUM_CLASSES),
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, NUM_CLASSES),
     )
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.2, 0.2)
@@ -38,8 +43,18 @@ def data():
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (48, 1, 6, 6), dtype=torch.uint8, generator=generator)
     labels = torch.arange(48) % NUM_CLASSES
-    raw = dataset.RawDataset("tiny", images, labels, images[:6], labels[:6], num_classes=NUM_CLASSES,
-                             mean=(0.5,), std=(0.25,), crop_padding=1, flip=True)
+    raw = dataset.RawDataset(
+        "tiny",
+        images,
+        labels,
+        images[:6],
+        labels[:6],
+        num_classes=NUM_CLASSES,
+        mean=(0.5,),
+        std=(0.25,),
+        crop_padding=1,
+        flip=True,
+    )
     return dataset.build_data(raw, split_seed=1)
 
 
@@ -47,8 +62,15 @@ def make_ctx(data, forget_indices, forgotten_class=None, alpha=0.1, seed=2, no_a
     forget_indices = np.asarray(forget_indices, dtype=np.int64)
     retain_indices = np.setdiff1d(np.arange(len(data.train_labels)), forget_indices)
     args = argparse.Namespace(alpha=alpha, seed=seed, batch_size=8, no_aug=no_aug)
-    return UnlearnContext(data, forget_indices, retain_indices, args, Runtime(torch.device("cpu"), progress=False),
-                          forgotten_class=forgotten_class, log=lambda message: None)
+    return UnlearnContext(
+        data,
+        forget_indices,
+        retain_indices,
+        args,
+        Runtime(torch.device("cpu"), progress=False),
+        forgotten_class=forgotten_class,
+        log=lambda message: None,
+    )
 
 
 def class_forget(data, c=0):
@@ -165,8 +187,9 @@ def test_fisher_method_follows_formula_is_seeded_and_keeps_masks(data, forgotten
     batches = ctx.batches("retain", batch_size=32, shuffle=False)
     acc = fisher.fisher_accumulator_loop(tiny_model(), batches, NUM_CLASSES)
     params = {k: v.detach() for k, v in original.named_parameters()}
-    expected = fisher.fisher_perturbation(params, acc, NUM_CLASSES, ctx.args.alpha, forgotten_class,
-                                          torch.Generator().manual_seed(2))
+    expected = fisher.fisher_perturbation(
+        params, acc, NUM_CLASSES, ctx.args.alpha, forgotten_class, torch.Generator().manual_seed(2)
+    )
     for name, value in expected.items():
         torch.testing.assert_close(states[0][name].detach(), value, rtol=1e-5, atol=1e-6)
     head_bias = states[0]["7.bias"].detach()
@@ -232,8 +255,12 @@ def test_woodfisher_vectorised_equals_loop_and_reads_n_plus_two_samples(data):
     # the default cap is N + 2 samples: g_0 and N + 1 updates, as the original's `if idx > N: return`
     torch.testing.assert_close(vectorised, wfisher.recursion(v, grads[:7], N), rtol=1e-4, atol=1e-6)
     assert not torch.allclose(vectorised, wfisher.recursion(v, grads[:8], N), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(wfisher.woodfisher(model, batches, v, N, max_samples=11),
-                               wfisher.recursion(v, grads[:11], N), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        wfisher.woodfisher(model, batches, v, N, max_samples=11),
+        wfisher.recursion(v, grads[:11], N),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     # default N = 1000 on the whole tiny set (fewer samples than the cap): compare the updates k − v
     k_vec = wfisher.woodfisher(model, batches, v)
     k_loop = wfisher.woodfisher_loop(model, batches, v)
@@ -271,8 +298,11 @@ def test_iu_method_adds_alpha_k_and_keeps_masks(data, class_wise):
     unlearn.get_method("wfisher").fn(model, ctx)
     effective_weights_zero_at_mask(model)
     reference = tiny_model()
-    v = wfisher.influence_direction(reference, ctx.batches("forget", batch_size=3, shuffle=False),
-                                    ctx.batches("retain", batch_size=5, shuffle=False))
+    v = wfisher.influence_direction(
+        reference,
+        ctx.batches("forget", batch_size=3, shuffle=False),
+        ctx.batches("retain", batch_size=5, shuffle=False),
+    )
     k = wfisher.woodfisher_loop(reference, ctx.batches("retain", batch_size=5, shuffle=False), v)
     theta_o = torch.cat([p.detach().reshape(-1) for p in original.parameters()])
     theta_u = torch.cat([p.detach().reshape(-1) for p in model.parameters()])

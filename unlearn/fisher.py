@@ -121,8 +121,9 @@ def fisher_mean_var(params: dict, acc: dict, num_classes: int, alpha: float, for
     return out
 
 
-def fisher_perturbation(params: dict, acc: dict, num_classes: int, alpha: float, forgotten_class: int | None,
-                        generator: torch.Generator) -> dict:
+def fisher_perturbation(
+    params: dict, acc: dict, num_classes: int, alpha: float, forgotten_class: int | None, generator: torch.Generator
+) -> dict:
     """{name: μ + sqrt(var)·ε}; ε drawn on the CPU from ``generator``, in ``params`` order, so a seed fixes θ_u."""
     out = {}
     for name, (mu, var) in fisher_mean_var(params, acc, num_classes, alpha, forgotten_class).items():
@@ -138,12 +139,20 @@ def unlearn(model, ctx) -> None:
     start = time.perf_counter()
     acc = fisher_accumulator(model, batches, num_classes, ctx.runtime)
     seconds = time.perf_counter() - start
-    ctx.log(f"FF: Fisher diagonal over {batches.num_samples} retain samples x {num_classes} classes in "
-            f"{seconds:.1f}s ({batches.num_samples / max(seconds, 1e-9):.0f} img/s)")
+    ctx.log(
+        f"FF: Fisher diagonal over {batches.num_samples} retain samples x {num_classes} classes in "
+        f"{seconds:.1f}s ({batches.num_samples / max(seconds, 1e-9):.0f} img/s)"
+    )
     generator = torch.Generator().manual_seed(ctx.args.seed)
     params = dict(model.named_parameters())
-    new = fisher_perturbation({name: p.detach() for name, p in params.items()}, acc, num_classes, ctx.args.alpha,
-                              ctx.forgotten_class, generator)
+    new = fisher_perturbation(
+        {name: p.detach() for name, p in params.items()},
+        acc,
+        num_classes,
+        ctx.args.alpha,
+        ctx.forgotten_class,
+        generator,
+    )
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(new[name])

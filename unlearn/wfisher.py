@@ -79,8 +79,10 @@ def sample_gradients_loop(model, images, labels, runtime=None) -> torch.Tensor:
     model.eval()
     params = list(model.parameters())
     inputs = _inputs(images, runtime)
-    rows = [flatten(torch.autograd.grad(F.cross_entropy(model(inputs[i : i + 1]), labels[i : i + 1]), params))
-            for i in range(len(labels))]
+    rows = [
+        flatten(torch.autograd.grad(F.cross_entropy(model(inputs[i : i + 1]), labels[i : i + 1]), params))
+        for i in range(len(labels))
+    ]
     return torch.stack(rows)
 
 
@@ -128,8 +130,15 @@ def woodfisher_loop(model, batches, v, N: int = WOODFISHER_N, max_samples: int |
     return state.k
 
 
-def woodfisher(model, batches, v, N: int = WOODFISHER_N, max_samples: int | None = None, runtime=None,
-               chunk_size: int | None = None):
+def woodfisher(
+    model,
+    batches,
+    v,
+    N: int = WOODFISHER_N,
+    max_samples: int | None = None,
+    runtime=None,
+    chunk_size: int | None = None,
+):
     """``woodfisher_loop`` with the per-sample gradients vectorised in chunks of ``chunk_size`` samples."""
     num_params = sum(p.numel() for p in model.parameters())
     chunk_size = chunk_size or min(MAX_CHUNK, chunk_size_for(num_params))
@@ -154,8 +163,9 @@ def add_flat_(model, delta: torch.Tensor) -> None:
 def unlearn(model, ctx) -> None:
     model.eval()
     start = time.perf_counter()
-    v = influence_direction(model, ctx.batches("forget", shuffle=False), ctx.batches("retain", shuffle=False),
-                            ctx.runtime)
+    v = influence_direction(
+        model, ctx.batches("forget", shuffle=False), ctx.batches("retain", shuffle=False), ctx.runtime
+    )
     num_params = v.numel()
     chunk_size = min(MAX_CHUNK, chunk_size_for(num_params))
     retain = ctx.batches("retain", batch_size=chunk_size, shuffle=False)
@@ -164,7 +174,10 @@ def unlearn(model, ctx) -> None:
     pruner.refresh_weights(model)
     seconds = time.perf_counter() - start
     samples = min(WOODFISHER_N + 2, retain.num_samples)
-    ctx.stats.update(iu_seconds=seconds, iu_woodfisher_samples=samples, iu_v_norm=v.norm().item(),
-                     iu_k_norm=k.norm().item())
-    ctx.log(f"IU: |v| {v.norm().item():.3g}, |H^-1 v| {k.norm().item():.3g} from {samples} retain samples, "
-            f"{num_params} parameters, {seconds:.1f}s")
+    ctx.stats.update(
+        iu_seconds=seconds, iu_woodfisher_samples=samples, iu_v_norm=v.norm().item(), iu_k_norm=k.norm().item()
+    )
+    ctx.log(
+        f"IU: |v| {v.norm().item():.3g}, |H^-1 v| {k.norm().item():.3g} from {samples} retain samples, "
+        f"{num_params} parameters, {seconds:.1f}s"
+    )

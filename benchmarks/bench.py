@@ -1,0 +1,262 @@
+"""Speed benchmark (run by hand, not by CI): training throughput, unlearning wall time, FF/IU vs loops.
+
+    python benchmarks/bench.py                      # everything, sizes picked for the device
+    python benchmarks/bench.py --parts train --arch resnet18 --images 4096
+    python benchmarks/bench.py --json out.json
+
+(a) ``train``: img/s of one model through our whole data path (uint8 tensor on the device,
+    seeded permutation, device-side crop/flip, train_epoch) against the model alone on a batch
+    that is already on the device, so the data path's share of an epoch is visible.
+(b) ``unlearn``: wall time of every registered method on one fixed synthetic workload.
+(c) ``ff_iu``: FF's per-class accumulator and IU's per-sample WoodFisher step, vectorised
+    (torch.func) against the plain loops kept as references, with the largest difference.
+Data are synthetic CIFAR-shaped uint8 images: speed does not depend on pixel values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dataset  # noqa: E402
+import models  # noqa: E402
+import unlearn  # noqa: E402
+from trainer import Runtime, cross_entropy, make_optimizer, train_epoch  # noqa: E402
+from unlearn import fisher, wfisher  # noqa: E402
+from unlearn.context import UnlearnContext  # noqa: E402
+from utils import atomic_write_json, resolve_device  # noqa: E402
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def synthetic_data(n_train, n_test, device, seed=0, channels=3, size=32, classes=10):
+    gen = torch.Generator().manual_seed(seed)
+    raw = dataset.RawDataset(
+        "synthetic-cifar",
+        torch.randint(0, 256, (n_train, channels, size, size), dtype=torch.uint8, generator=gen),
+        torch.randint(0, classes, (n_train,), generator=gen),
+        torch.randint(0, 256, (n_test, channels, size, size), dtype=torch.uint8, generator=gen),
+        torch.randint(0, classes, (n_test,), generator=gen),
+        num_classes=classes,
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+    )
+    return dataset.build_data(raw, split_seed=1, device=device)
+
+
+def make_model(arch, data, runtime, seed=0):
+    torch.manual_seed(seed)
+    model = models.build_model(arch, data.num_classes, data.in_channels, data.mean, data.std)
+    return runtime.prepare(model)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(arch, images, batch_size, runtime, epochs=2):
+    """img/s through the data path vs the model alone (same steps, same optimiser)."""
+    data = synthetic_data(images, 16, runtime.device)
+    model = make_model(arch, data, runtime)
+    optimizer = make_optimizer(model, 0.1)
+    batches = data.train_batches(batch_size=batch_size, augment=True, seed=0)
+    train_epoch(model, batches, optimizer, runtime, desc="warm-up")  # cuDNN autotuning, compile, caches
+    sync(runtime.device)
+    full = []
+    for epoch in range(epochs):
+        batches.set_epoch(epoch + 1)
+        start = time.perf_counter()
+        train_epoch(model, batches, optimizer, runtime, desc="data path")
+        sync(runtime.device)
+        full.append(time.perf_counter() - start)
+    fixed_x = torch.rand(batch_size, *data.train_images.shape[1:], device=runtime.device)
+    fixed_y = torch.randint(0, data.num_classes, (batch_size,), device=runtime.device)
+    steps = len(batches)
+    alone = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for _ in range(steps):
+            with runtime.autocast:
+                loss, _ = cross_entropy(runtime.call(model), runtime.inputs(fixed_x), fixed_y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        sync(runtime.device)
+        alone.append(time.perf_counter() - start)
+    n = batches.num_samples
+    t_full, t_alone = min(full), min(alone)
+    return {
+        "arch": arch,
+        "images_per_epoch": n,
+        "batch_size": batch_size,
+        "data_path_img_s": n / t_full,
+        "model_alone_img_s": steps * batch_size / t_alone,
+        "data_path_overhead_pct": 100.0 * (t_full - t_alone * n / (steps * batch_size)) / t_full,
+        "epoch_seconds": t_full,
+    }
+
+
+def bench_unlearn(arch, n_train, runtime, epochs=1):
+    """Seconds per registered method on one workload: 10% random forgetting, ``epochs`` epochs."""
+    data = synthetic_data(n_train, 256, runtime.device, seed=1)
+    labels = data.train_labels.cpu().numpy()
+    forget = dataset.select_forget(labels, -1, max(1, len(labels) // 10), seed=2)
+    retain = np.setdiff1d(np.arange(len(labels)), forget)
+    args = argparse.Namespace(
+        seed=2,
+        batch_size=256,
+        no_aug=False,
+        unlearn_lr=0.01,
+        unlearn_epochs=epochs,
+        momentum=0.9,
+        weight_decay=5e-4,
+        decreasing_lr="91,136",
+        warmup=0,
+        alpha=1e-6,
+        no_l1_epochs=0,
+    )
+    timings = {}
+    for name in sorted(unlearn.METHODS):
+        model = make_model(arch, data, runtime)
+        ctx = UnlearnContext(data, forget, retain, args, runtime, None, log=lambda line: None)
+        sync(runtime.device)
+        start = time.perf_counter()
+        unlearn.get_method(name).fn(model, ctx)
+        sync(runtime.device)
+        timings[name] = time.perf_counter() - start
+    return {
+        "arch": arch,
+        "train_samples": len(labels),
+        "forget_samples": len(forget),
+        "epochs": epochs,
+        "seconds": timings,
+    }
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def _timed(fn, device):
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return out, time.perf_counter() - start
+
+
+def bench_ff_iu(arch, samples, runtime):
+    """Vectorised FF accumulator and IU recursion against their plain loops, same inputs."""
+    fp32 = Runtime(runtime.device, fast=False, progress=False)  # compare in float32
+    data = synthetic_data(samples + 16, 16, runtime.device, seed=3)
+    model = make_model(arch, data, fp32)
+    model.eval()
+    batches = data.train_batches(np.arange(samples), batch_size=32, shuffle=False, augment=False)
+    loop_acc, t_ff_loop = _timed(
+        lambda: fisher.fisher_accumulator_loop(model, batches, data.num_classes, fp32), runtime.device
+    )
+    vec_acc, t_ff_vec = _timed(
+        lambda: fisher.fisher_accumulator(model, batches, data.num_classes, fp32), runtime.device
+    )
+    v = torch.randn(sum(p.numel() for p in model.parameters()), generator=torch.Generator().manual_seed(0))
+    v = v.to(runtime.device) * 1e-3
+    one_by_one = data.train_batches(np.arange(samples), batch_size=samples, shuffle=False, augment=False)
+    k_loop, t_iu_loop = _timed(
+        lambda: wfisher.woodfisher_loop(model, one_by_one, v.clone(), runtime=fp32), runtime.device
+    )
+    k_vec, t_iu_vec = _timed(lambda: wfisher.woodfisher(model, one_by_one, v.clone(), runtime=fp32), runtime.device)
+    scale = float(k_loop.abs().max())
+    return {
+        "arch": arch,
+        "samples": samples,
+        "ff_loop_s": t_ff_loop,
+        "ff_vectorised_s": t_ff_vec,
+        "ff_speedup": t_ff_loop / t_ff_vec,
+        "ff_max_abs_diff": _max_diff(loop_acc, vec_acc),
+        "ff_max_rel_diff": _max_diff(loop_acc, vec_acc)
+        / max(max(float(a.abs().max()) for a in loop_acc.values()), 1e-30),
+        "iu_loop_s": t_iu_loop,
+        "iu_vectorised_s": t_iu_vec,
+        "iu_speedup": t_iu_loop / t_iu_vec,
+        "iu_max_abs_diff": float((k_loop - k_vec).abs().max()),
+        "iu_max_rel_diff": float((k_loop - k_vec).abs().max()) / max(scale, 1e-30),
+    }
+
+
+def device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="train,unlearn,ff_iu", help="comma list of train, unlearn, ff_iu")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--arch", default="resnet18", help="model for the training throughput part")
+    parser.add_argument("--images", type=int, default=None, help="images per epoch (default: 45000 GPU, 1024 CPU)")
+    parser.add_argument("--batch_size", type=int, default=256, help="training batch size")
+    parser.add_argument(
+        "--unlearn_arch", default=None, help="model for parts (b) and (c) (default resnet18 GPU, resnet20s CPU)"
+    )
+    parser.add_argument("--unlearn_images", type=int, default=None, help="workload size of part (b)")
+    parser.add_argument("--ff_iu_samples", type=int, default=None, help="samples for part (c)")
+    parser.add_argument("--fp32", action="store_true", help="CUDA: no bf16 autocast / channels-last")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    runtime = Runtime(device, fast=not args.fp32, progress=False, compile=args.compile)
+    parts = args.parts.split(",")
+    unlearn_arch = args.unlearn_arch or ("resnet18" if gpu else "resnet20s")
+    results = {
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "bf16_channels_last": gpu and not args.fp32,
+        "compile": args.compile,
+    }
+    print(f"device: {results['device']}  torch {torch.__version__}")
+    if "train" in parts:
+        r = bench_train(args.arch, args.images or (45000 if gpu else 1024), args.batch_size, runtime)
+        results["train"] = r
+        print(
+            f"(a) {r['arch']} training: {r['data_path_img_s']:.0f} img/s through the data path, "
+            f"{r['model_alone_img_s']:.0f} img/s model alone -> data path {r['data_path_overhead_pct']:.1f}% "
+            f"of the epoch ({r['epoch_seconds']:.2f} s for {r['images_per_epoch']} images)"
+        )
+    if "unlearn" in parts:
+        r = bench_unlearn(unlearn_arch, args.unlearn_images or (45000 if gpu else 2000), runtime)
+        results["unlearn"] = r
+        print(
+            f"(b) unlearning wall time, {r['arch']}, {r['train_samples']} train / {r['forget_samples']} forget, "
+            f"{r['epochs']} epoch(s) for iterative methods:"
+        )
+        for name, seconds in r["seconds"].items():
+            print(f"    {name:12s} {seconds:8.2f} s")
+    if "ff_iu" in parts:
+        r = bench_ff_iu(unlearn_arch, args.ff_iu_samples or (512 if gpu else 64), runtime)
+        results["ff_iu"] = r
+        print(
+            f"(c) {r['arch']}, {r['samples']} samples: FF loop {r['ff_loop_s']:.2f} s vs vectorised "
+            f"{r['ff_vectorised_s']:.2f} s ({r['ff_speedup']:.1f}x, max rel diff {r['ff_max_rel_diff']:.1e}); "
+            f"IU loop {r['iu_loop_s']:.2f} s vs vectorised {r['iu_vectorised_s']:.2f} s "
+            f"({r['iu_speedup']:.1f}x, max rel diff {r['iu_max_rel_diff']:.1e})"
+        )
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(results, args.json)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Bad input: one line on stderr naming the problem and the fix, exit status 2, no traceback, nothing written.
+
+Most cases call ``utils.run_cli(main, argv)`` in this process (a subprocess costs seconds of
+torch import); a few real subprocesses prove the end-to-end behaviour of the scripts.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import main_forget
+import main_imp
+import models
+import utils
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu", "--batch_size", "128"]
+IMP = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5"]
+FORGET = [*ARCH, "--mask", "{mask}", "--unlearn", "FT", "--unlearn_epochs", "1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A real mask from main_imp plus broken, foreign and partial files made from it."""
+    root = tmp_path_factory.mktemp("inputs")
+    main_imp.main([*IMP, "--save_dir", str(root / "omp")])
+    mask = root / "omp" / "1model_SA_best.pth.tar"
+    saved = torch.load(mask, weights_only=True)
+    files = {"mask": mask, "omp": root / "omp", "missing": root / "no_such_file.pth.tar"}
+
+    def save(name, obj):
+        torch.save(obj, root / name)
+        files[name.split(".")[0]] = root / name
+
+    save("no_meta.pth.tar", {"state_dict": saved["state_dict"]})
+    save("not_a_dict.pth.tar", torch.ones(3))
+    save("strings.pth.tar", {"state_dict": {"net.fc.weight": "not a tensor"}})
+    foreign = models.build_model("resnet44s", num_classes=10, in_channels=1).state_dict()
+    save("arch_meta.pth.tar", {"state_dict": foreign, "arch": "resnet44s", "dataset": "digits"})
+    save("arch_plain.pth.tar", foreign)  # no metadata: only the tensors can tell
+    seven = dict(saved["state_dict"])
+    seven["net.fc.weight"], seven["net.fc.bias"] = seven["net.fc.weight"][:7], seven["net.fc.bias"][:7]
+    save("classes.pth.tar", {**saved, "state_dict": seven})
+    (root / "random.bin").write_bytes(bytes(range(256)) * 16)
+    files["random"] = root / "random.bin"
+    (root / "truncated.pth.tar").write_bytes(mask.read_bytes()[: mask.stat().st_size // 2])
+    files["truncated"] = root / "truncated.pth.tar"
+    (root / "tiny").mkdir()
+    (root / "tiny" / "wnids.txt").write_text("n01443537\n")  # val/val_annotations.txt is missing
+    files["tiny"] = root / "tiny"
+    (root / "a_file.txt").write_text("not a folder")
+    files["a_file"] = root / "a_file.txt"
+    return files
+
+
+def snapshot(*folders):
+    """Every path under ``folders`` with its size and mtime (None for a folder that is not there)."""
+    state = {}
+    for folder in map(Path, folders):
+        state[str(folder)] = folder.is_dir() if folder.exists() else None
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            info = path.stat()  # a folder's own mtime is left out: a removed temporary file moves it
+            state[str(path)] = "folder" if path.is_dir() else (info.st_size, info.st_mtime_ns)
+    return state
+
+
+def fill(argv, inputs, tmp_path):
+    names = {**{key: str(value) for key, value in inputs.items()}, "tmp": str(tmp_path)}
+    return [arg.format(**names) for arg in argv]
+
+
+def assert_refused(code, err, words):
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+
+
+def refuse(main, argv, capsys, words, *watched):
+    """Run ``main(argv)`` through run_cli; check the one-line refusal and that ``watched`` did not change."""
+    before = snapshot(*watched)
+    with pytest.raises(SystemExit) as exit_info:
+        utils.run_cli(main, argv)
+    assert_refused(exit_info.value.code, capsys.readouterr().err, words)
+    assert snapshot(*watched) == before
+
+
+BOTH = [
+    (["--dataset", "mnist"], ["--dataset 'mnist'", "choose from", "digits"]),
+    (["--arch", "resnet19"], ["--arch 'resnet19'", "choose from", "resnet20s"]),
+    (["--decreasing_lr", "91;136"], ["--decreasing_lr '91;136'", "does not parse", "like 91,136"]),
+    (["--decreasing_lr", "5,-1"], ["--decreasing_lr", "negative"]),
+    (["--save_dir", "{a_file}/out"], ["--save_dir", "a_file.txt/out", "cannot be created", "writable folder"]),
+    (["--epochs", "x"], ["--epochs", "invalid int value", "--help"]),
+    (["--no_such_flag"], ["unrecognized arguments: --no_such_flag"]),
+]
+IMP_ONLY = [
+    (["--prune_type", "lth"], ["--prune_type 'lth'", "choose from", "rewind_lt"]),
+    (["--rate", "1.0"], ["--rate 1.0", "outside [0, 1)"]),
+    (["--rate", "-0.1"], ["--rate -0.1", "outside [0, 1)"]),
+    (["--epochs", "-1"], ["--epochs -1", "negative", ">= 0"]),
+    (["--lr", "-0.1"], ["--lr -0.1", "negative"]),
+    (["--pruning_times", "0"], ["--pruning_times 0", "at least 1"]),
+    (["--resume"], ["--resume", "nothing to resume", "drop --resume"]),
+    (["--rewind_pth", "{missing}"], ["--rewind_pth file", "no_such_file.pth.tar", "does not exist"]),
+    (["--rewind_pth", "{truncated}"], ["--rewind_pth file", "truncated", "intact copy"]),
+    (["--rewind_pth", "{arch_plain}"], ["has an extra tensor 'net.layer1.3.conv1.weight'", "--arch"]),
+    (["--dataset", "TinyImagenet", "--data_dir", "{tmp}/absent"], ["TinyImageNet", "absent", "lacks wnids.txt"]),
+    (["--dataset", "TinyImagenet", "--data_dir", "{tiny}"], ["lacks val/val_annotations.txt", "put the official"]),
+]
+FORGET_ONLY = [
+    (["--unlearn", "forget_everything"], ["--unlearn 'forget_everything'", "choose from", "FT"]),
+    (["--unlearn_lr", "-0.01"], ["--unlearn_lr -0.01", "negative"]),
+    (["--unlearn_epochs", "-2"], ["--unlearn_epochs -2", "negative"]),
+    (["--lr", "-1"], ["--lr -1.0", "negative"]),
+    (["--class_to_replace", "10"], ["--class_to_replace 10", "not a class", "0..9 or -1"]),
+    (["--class_to_replace", "-2"], ["--class_to_replace -2", "not a class"]),
+    (["--num_indexes_to_replace", "0"], ["--num_indexes_to_replace 0", "must be positive"]),
+    (["--num_indexes_to_replace", "-5"], ["--num_indexes_to_replace -5", "must be positive"]),
+    (["--num_indexes_to_replace", "129"], ["--num_indexes_to_replace 129", "more than the 128 samples of class 0"]),
+    (["--class_to_replace", "-1", "--num_indexes_to_replace", "1299"], ["more than the 1298 training samples"]),
+    (["--num_indexes_to_replace", "5", "--indexes_to_replace", "1,2"], ["--indexes_to_replace", "not both"]),
+    (["--class_to_replace", "-1", "--num_indexes_to_replace", "1298"], ["whole training set", "forget fewer"]),
+    (["--indexes_to_replace", "3,1298"], ["--indexes_to_replace holds 1298", "0..1297"]),
+    (["--mask", "{missing}"], ["--mask checkpoint", "no_such_file.pth.tar", "does not exist"]),
+    (["--mask", "{random}"], ["--mask checkpoint", "random.bin", "not a checkpoint", "nothing in it was run"]),
+    (["--mask", "{truncated}"], ["--mask checkpoint", "truncated.pth.tar", "truncated or corrupt", "intact copy"]),
+    (["--mask", "{not_a_dict}"], ["not_a_dict.pth.tar", "holds a Tensor, not a checkpoint dict"]),
+    (["--mask", "{strings}"], ["'net.fc.weight' is a str, not a tensor"]),
+    (["--mask", "{arch_meta}"], ["--mask", "--arch resnet44s, not resnet20s", "pass --arch resnet44s"]),
+    (["--mask", "{arch_plain}"], ["has an extra tensor 'net.layer1.3.conv1.weight'", "another --arch"]),
+    (["--mask", "{classes}"], ["'net.fc.weight' has shape (7, 64)", "(10, 64)", "number of classes"]),
+    (["--resume"], ["--resume", "nothing to resume", "drop --resume"]),
+    (["--dataset", "TinyImagenet", "--mask", "{no_meta}", "--data_dir", "{tmp}/absent"], ["TinyImageNet", "absent"]),
+    (["--dataset", "TinyImagenet", "--mask", "{no_meta}", "--data_dir", "{tiny}"], ["lacks val/val_annotations"]),
+]
+CASES = (
+    [("imp", *case) for case in BOTH + IMP_ONLY]
+    + [("forget", *case) for case in BOTH + FORGET_ONLY]
+    + [("forget", [], ["--mask is required", "give the checkpoint"])]  # FORGET without its --mask
+)
+SCRIPTS = {"imp": (main_imp.main, IMP), "forget": (main_forget.main, FORGET)}
+
+
+@pytest.mark.parametrize("script,extra,words", CASES, ids=[f"{s}:{' '.join(e)}" for s, e, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(inputs, tmp_path, capsys, script, extra, words):
+    main, base = SCRIPTS[script]
+    if script == "forget" and not extra:
+        base = [arg for arg in base if arg not in ("--mask", "{mask}")]
+    save_dir = tmp_path / "out"
+    argv = fill([*base, "--save_dir", str(save_dir), *extra], inputs, tmp_path)
+    refuse(main, argv, capsys, words, tmp_path, inputs["omp"].parent)
+    assert not save_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("script", ["imp", "forget"])
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_a_gpu_is_refused(inputs, tmp_path, capsys, script, device):
+    main, base = SCRIPTS[script]
+    argv = fill([*base, "--save_dir", str(tmp_path / "out"), "--device", device], inputs, tmp_path)
+    refuse(main, argv, capsys, [f"--device {device}", "no CUDA GPU", "--device cpu"], tmp_path)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", ["imp", "forget"])
+@pytest.mark.parametrize("data_exists", [False, True])
+def test_missing_cifar_whose_download_fails_leaves_no_trace(inputs, tmp_path, capsys, monkeypatch, script, data_exists):
+    """torchvision makes the folder and writes the archive as it arrives: a failed download is undone."""
+    import torchvision
+
+    class FailingDownload:
+        def __init__(self, root, download=False, **_):
+            Path(root).mkdir(parents=True, exist_ok=True)
+            (Path(root) / "cifar-10-python.tar.gz").write_bytes(b"the first bytes")
+            raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FailingDownload)
+    data = tmp_path / "data" / "nested"
+    if data_exists:
+        data.mkdir(parents=True)
+        (data / "notes.txt").write_text("keep me")
+    main, base = SCRIPTS[script]
+    argv = [*base, "--save_dir", str(tmp_path / "out"), "--dataset", "cifar10", "--data", str(data)]
+    words = ["CIFAR10 not found", "cifar-10-batches-py", "lacks data_batch_1", "download failed", "--data"]
+    refuse(main, fill(argv + ["--mask", "{no_meta}"] * (script == "forget"), inputs, tmp_path), capsys, words, tmp_path)
+    assert data.exists() == data_exists and not (tmp_path / "out").exists()
+
+
+def test_existing_output_folder_is_left_as_it_was(inputs, tmp_path, capsys):
+    """A refused command aimed at a folder that holds a finished run changes none of its files."""
+    run = tmp_path / "run"
+    shutil.copytree(inputs["omp"], run)
+    refuse(main_imp.main, [*IMP, "--save_dir", str(run), "--rate", "2"], capsys, ["--rate 2.0"], run)
+    argv = fill([*FORGET, "--save_dir", str(run), "--class_to_replace", "11"], inputs, tmp_path)
+    refuse(main_forget.main, argv, capsys, ["--class_to_replace 11"], run)
+
+
+REAL_PROCESSES = [
+    ("main_imp.py", IMP, ["--arch", "resnet19"], ["--arch 'resnet19'", "choose from"]),
+    ("main_imp.py", IMP, ["--save_dir", "{a_file}/out"], ["--save_dir", "cannot be created"]),
+    ("main_imp.py", IMP, ["--resume"], ["nothing to resume"]),
+    ("main_forget.py", FORGET, ["--mask", "{truncated}"], ["--mask checkpoint", "truncated"]),
+    ("main_forget.py", FORGET, ["--num_indexes_to_replace", "5000"], ["--num_indexes_to_replace 5000"]),
+]
+
+
+def test_real_processes_exit_2_with_one_line_and_no_traceback(inputs, tmp_path):
+    """The scripts as researchers run them; started together to share the seconds of torch import."""
+    before = snapshot(tmp_path, inputs["omp"].parent)
+    processes = []
+    for index, (script, base, extra, _) in enumerate(REAL_PROCESSES):
+        argv = fill([*base, "--save_dir", str(tmp_path / f"out{index}"), *extra], inputs, tmp_path)
+        command = [sys.executable, script, *argv]
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for process, (*_, words) in zip(processes, REAL_PROCESSES):
+        _, err = process.communicate(timeout=300)
+        assert_refused(process.returncode, err.decode(), words)
+    assert snapshot(tmp_path, inputs["omp"].parent) == before

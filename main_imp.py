@@ -34,6 +34,8 @@ def validate(args) -> None:
         raise UsageError(f"--rate {args.rate} is outside [0, 1); give the fraction of weights to remove per round")
     if args.pruning_times < 1:
         raise UsageError(f"--pruning_times {args.pruning_times} must be at least 1 (round 0 is the dense one)")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: each round must train at least 1 epoch to have a best checkpoint")
     if args.rewind_epoch > args.epochs:
         raise UsageError(f"--rewind_epoch {args.rewind_epoch} is after the last epoch ({args.epochs}); lower it")
     if args.resume:

@@ -24,7 +24,7 @@ declare -A METHOD_ARGS=(
     [GA]="--unlearn_epochs 5 --unlearn_lr 0.0001 --batch_size 32"
     [fisher_new]="--alpha 1e-7 --no-aug"
     [wfisher]="--alpha 1 --no-aug"
-    [FT_prune]="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 1e-2"
+    [FT_prune]="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3"
 )
 declare -A SCENARIO_ARGS=(
     [class]="--class_to_replace 0"

@@ -114,6 +114,7 @@ IMP_ONLY = [
     (["--rate", "1.0"], ["--rate 1.0", "outside [0, 1)"]),
     (["--rate", "-0.1"], ["--rate -0.1", "outside [0, 1)"]),
     (["--epochs", "-1"], ["--epochs -1", "negative", ">= 0"]),
+    (["--epochs", "0"], ["--epochs 0", "at least 1 epoch"]),
     (["--lr", "-0.1"], ["--lr -0.1", "negative"]),
     (["--pruning_times", "0"], ["--pruning_times 0", "at least 1"]),
     (["--resume"], ["--resume", "nothing to resume", "drop --resume"]),

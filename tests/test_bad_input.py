@@ -4,7 +4,6 @@ Most cases call ``utils.run_cli(main, argv)`` in this process (a subprocess cost
 torch import); a few real subprocesses prove the end-to-end behaviour of the scripts.
 """
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,25 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ARCH, ENV, ROOT
 
 import main_forget
 import main_imp
 import models
 import utils
 
-ROOT = Path(__file__).resolve().parents[1]
-ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu", "--batch_size", "128"]
 IMP = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5"]
 FORGET = [*ARCH, "--mask", "{mask}", "--unlearn", "FT", "--unlearn_epochs", "1"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,8 @@ CONV_COUNTS = {"resnet18": 20, "resnet50": 53, "resnet20s": 19, "resnet44s": 43,
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # Small batches: one thread is as fast, and does not stall when other jobs share the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _forward(model, x):

@@ -4,7 +4,6 @@ Also: a resume that would mix two experiments is refused, and two runs with the 
 """
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,31 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ARCH, ENV, ROOT
 
 import main_forget
 import main_imp
 import utils
 
-ROOT = Path(__file__).resolve().parents[1]
-ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu", "--batch_size", "128"]
-# One thread in every process: the same float reductions in the killed, resumed and reference runs.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TIMING = {"img_s", "seconds", "RTE_min", "elapsed", "written", "command", "args"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def omp_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("omp")
-    main_imp.main([*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--save_dir", str(out)])
-    return out
 
 
 def start(script, argv):

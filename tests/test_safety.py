@@ -11,31 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ARCH, ENV, ROOT
 
 import main_forget
 import main_imp
 import utils
 from utils import UsageError
-
-ROOT = Path(__file__).resolve().parents[1]
-ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu", "--batch_size", "128"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast and does not stall when the machine is oversubscribed."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def omp_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("omp")
-    main_imp.main([*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--save_dir", str(out)])
-    return out
 
 
 class CreatesFile:

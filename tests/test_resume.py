@@ -18,7 +18,8 @@ import main_forget
 import main_imp
 import utils
 
-TIMING = {"img_s", "seconds", "RTE_min", "elapsed", "written", "command", "args"}
+# Keys that differ between two identical runs: timings, the command line and paths into the run folder.
+TIMING = {"img_s", "seconds", "RTE_min", "elapsed", "written", "command", "args", "poisoned_model"}
 
 
 def start(script, argv):
@@ -226,3 +227,47 @@ def test_same_seeds_give_identical_masks_and_weights(tmp_path):
     main_imp.main([*argv, "--save_dir", str(tmp_path / "c"), "--seed", "3"])
     masks = [torch.load(tmp_path / n / "1model_SA_best.pth.tar", weights_only=True)["state_dict"] for n in "ac"]
     assert not torch.equal(masks[0]["net.conv1.weight_mask"], masks[1]["net.conv1.weight_mask"])
+
+
+# ----------------------------------------------------------------------------- the other two scripts
+
+SYNFLOW_RUN = [*ARCH, "--epochs", "3", "--pruning_times", "1", "--rate", "0.9", "--lr", "0.05", "--decreasing_lr", "2"]
+
+
+def test_main_synflow_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    uninterrupted = start("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(reference)])
+
+    kill_at("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(resumed)], "round 0 epoch 1:")
+    assert not (resumed / "imp_results.json").exists()
+    output = finish(start("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(resumed), "--resume"]))
+    assert "resuming round 0 at epoch" in output
+    finish(uninterrupted)
+
+    assert_same_files(reference, resumed, ["imp_results.json", "0model_SA_best.pth.tar", "0checkpoint.pth.tar"])
+    assert [len(r["epochs"]) for r in json.loads((resumed / "imp_results.json").read_text())["rounds"]] == [3]
+
+
+BACKDOOR_RUN = [*ARCH, "--epochs", "3", "--pruning_times", "2", "--rate", "0.5", "--rewind_epoch", "1"]
+BACKDOOR_RUN += ["--lr", "0.05", "--decreasing_lr", "2", "--trigger_value", "1", "--trigger_size", "3", "--no-aug"]
+BACKDOOR_RUN += ["--num_indexes_to_replace", "60", "--unlearn", "FT", "--unlearn_epochs", "3", "--unlearn_lr", "0.01"]
+
+
+def test_main_backdoor_killed_in_training_and_in_unlearning_then_resumed_equals_an_uninterrupted_run(tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    uninterrupted = start("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(reference)])
+
+    kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed)], "round 1 epoch 1:")
+    output = kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed), "--resume"], "FT epoch 1:")
+    assert "resuming round 1 at epoch" in output
+    assert not (resumed / "FT_backdoor.json").exists()
+    output = finish(start("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed), "--resume"]))
+    assert "FT: resuming at epoch" in output
+    finish(uninterrupted)
+
+    assert_same_files(reference, resumed, ["FT_backdoor.json", "FT_backdoor_model.pth.tar"])
+    assert_same_files(
+        reference / "poisoned", resumed / "poisoned", ["0model_SA_best.pth.tar", "1model_SA_best.pth.tar"]
+    )
+    results = json.loads((resumed / "FT_backdoor.json").read_text())
+    assert [entry["epoch"] for entry in results["unlearn_stats"]["epochs"]] == [0, 1, 2]

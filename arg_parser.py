@@ -132,6 +132,22 @@ def check_nonnegative(args, names):
             raise UsageError(f"--{name} {value} is negative; give a value >= 0")
 
 
+def refuse_to_overwrite(save_dir, patterns, resume: bool) -> None:
+    """Never overwrite a run already in ``save_dir`` by accident: continue it with --resume or use another folder.
+
+    ``patterns`` are glob patterns of the files this script's run leaves there (e.g. ``[0-9]*checkpoint.pth.tar``).
+    """
+    if resume:
+        return
+    for pattern in patterns:
+        found = sorted(Path(save_dir).glob(pattern))
+        if found:
+            raise UsageError(
+                f"--save_dir '{save_dir}' already holds a run of this command ({found[0].name}); add --resume to "
+                f"continue or reuse it, or choose another --save_dir (delete the old one to start over)"
+            )
+
+
 def check_save_dir(path) -> Path:
     """Create ``path`` if needed and make sure we can write there, before any work starts."""
     path = Path(path)

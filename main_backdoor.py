@@ -288,6 +288,8 @@ def main(argv=None):
         f"(pixel {backdoor.trigger_pixel(args.trigger_value)}) and the label {args.class_to_replace}"
     )
     path, checkpoint, training = plan_poisoned_model(args, data, record, runtime, log)
+    names = [f"{args.unlearn}_backdoor.json", f"{args.unlearn}_backdoor_progress.pth.tar"]
+    arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)
     save_dir = arg_parser.check_save_dir(args.save_dir)
     if training is not None:
         train_poisoned_model(args, data, record, *training, runtime, log)

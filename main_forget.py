@@ -173,6 +173,7 @@ def main(argv=None):
     data = dataset.load_data(args, runtime.device)
     forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
     model = prepare_model(args, data, method, state_dict, runtime)
+    arg_parser.refuse_to_overwrite(save_dir, [checkpoint_file.name, progress_file.name], args.resume)
     arg_parser.check_save_dir(save_dir)
     log = lambda line: print(line, flush=True)  # noqa: E731
     log(forget.describe(len(data.train_labels)))

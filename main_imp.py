@@ -14,6 +14,7 @@ from pruning_rounds import find_resume_checkpoint, load_resume, load_rewind_file
 from utils import UsageError, run_cli
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")
+RUN_FILES = ["[0-9]*checkpoint.pth.tar", "imp_results.json"]  # a started or finished run in --save_dir
 
 
 def make_parser():
@@ -51,6 +52,7 @@ def main(argv=None):
     if args.rewind_pth:  # read now, not after a round of training
         load_rewind_file(args.rewind_pth, model)
     resume = load_resume(args, model) if args.resume else None  # all checks before anything is written
+    arg_parser.refuse_to_overwrite(args.save_dir, RUN_FILES, args.resume)
     save_dir = arg_parser.check_save_dir(args.save_dir)
     save_args(args, save_dir)
     print(

@@ -46,6 +46,7 @@ def main(argv=None):
         raise UsageError(
             f"--resume: '{args.save_dir}' holds a run of main_imp.py, not of main_synflow.py; drop --resume"
         )
+    arg_parser.refuse_to_overwrite(args.save_dir, main_imp.RUN_FILES, args.resume)
     save_dir = arg_parser.check_save_dir(args.save_dir)
     save_args(args, save_dir)
     log = lambda line: print(line, flush=True)  # noqa: E731

@@ -12,10 +12,14 @@ SEEDS=${3:-${DEMO_SEEDS:-1}}
 ARCH=${DEMO_ARCH:-resnet20s}
 COMMON=(--dataset digits --arch "$ARCH" --no-progress)
 
+# resume (or reuse) what an earlier, interrupted or finished demo left in $OUT
+resume_if() { compgen -G "$1" > /dev/null && echo --resume || true; }
+
 mkdir -p "$OUT"
+# shellcheck disable=SC2046
 "$PY" -u main_imp.py "${COMMON[@]}" --epochs 30 --lr 0.05 --decreasing_lr 20,25 --batch_size 128 \
     --prune_type rewind_lt --rewind_epoch 3 --rate 0.95 --pruning_times 2 --save_dir "$OUT/omp" \
-    > "$OUT.prune.log" 2>&1 || { cat "$OUT.prune.log"; exit 1; }
+    $(resume_if "$OUT/omp/[0-9]checkpoint.pth.tar") > "$OUT.prune.log" 2>&1 || { cat "$OUT.prune.log"; exit 1; }
 grep -E "^round [0-9]+:" "$OUT.prune.log"
 
 declare -A METHOD_ARGS=(
@@ -40,7 +44,8 @@ for seed in ${SEEDS//,/ }; do
         # shellcheck disable=SC2086
         "$PY" -u main_forget.py "${COMMON[@]}" --mask "$OUT/omp/${model##*:}model_SA_best.pth.tar" \
             --unlearn "$method" --seed "$seed" --save_dir "$dir" --batch_size 128 \
-            ${SCENARIO_ARGS[$scenario]} ${METHOD_ARGS[$method]} > "$dir/log.txt" 2>&1 \
+            ${SCENARIO_ARGS[$scenario]} ${METHOD_ARGS[$method]} $(resume_if "$dir/${method}[_c]*.pth.tar") \
+            > "$dir/log.txt" 2>&1 \
             || { cat "$dir/log.txt"; exit 1; }
         echo "[${model%%:*} $scenario seed $seed] $(tail -n 1 "$dir/log.txt")"
       done

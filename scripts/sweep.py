@@ -10,7 +10,8 @@ Stages:
   all      prune, then unlearn
 
 A run whose result is already there ({method}_eval.json; for pruning 1model_SA_best.pth.tar and
-imp_results.json) is skipped, so an interrupted sweep resumes where it stopped. Commands run from the
+imp_results.json) is skipped, and one that was interrupted is continued with --resume from its last
+epoch, so an interrupted sweep resumes where it stopped. Commands run from the
 repository root; relative --root and --data are taken from there. Local runs log to {save_dir}/log.txt.
 With --slurm the pending runs of a stage go to {root}/sweep_{stage}.commands (one per line) and
 {root}/sweep_{stage}.sbatch (a job array, task i runs line i+1, one GPU each), submitted with sbatch;
@@ -99,6 +100,12 @@ class Run:
 # ----------------------------------------------------------------------------- the grid
 
 
+def started(save_dir: Path, patterns) -> bool:
+    """Whether an earlier, interrupted run left resumable files in ``save_dir``: then it continues with --resume."""
+    folder = REPO / save_dir
+    return any(any(folder.glob(pattern)) for pattern in patterns)
+
+
 def rate_text(rate: float) -> str:
     return format(rate, "g")
 
@@ -143,6 +150,8 @@ def prune_runs(args) -> list[Run]:
         if args.prune_seed is not None:
             argv += ["--seed", str(args.prune_seed)]
         argv += shlex.split(args.extra_prune_args)
+        if started(save_dir, ["[0-9]*checkpoint.pth.tar"]):
+            argv.append("--resume")
         markers = (save_dir / f"{rounds - 1}model_SA_best.pth.tar", save_dir / "imp_results.json")
         runs.append(Run("prune", argv, save_dir, markers))
     return runs
@@ -165,6 +174,8 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Ru
         data=args.data, dataset=args.dataset, arch=args.arch, mask=mask, unlearn=method, seed=seed, save_dir=save_dir
     )
     argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
+    if started(save_dir, [f"{method}checkpoint.pth.tar", f"{method}_progress.pth.tar"]):
+        argv.append("--resume")
     return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask)
 
 

@@ -201,6 +201,22 @@ def test_existing_output_folder_is_left_as_it_was(inputs, tmp_path, capsys):
     refuse(main_forget.main, argv, capsys, ["--class_to_replace 11"], run)
 
 
+def test_a_run_in_save_dir_is_not_overwritten_without_resume(inputs, tmp_path, capsys):
+    """Rerunning a command into a folder that holds its run is refused (--resume continues it), files unchanged."""
+    run = tmp_path / "run"
+    shutil.copytree(inputs["omp"], run)
+    words = ["already holds a run of this command", "0checkpoint.pth.tar", "add --resume", "another --save_dir"]
+    refuse(main_imp.main, [*IMP, "--save_dir", str(run)], capsys, words, run)
+    forget_dir = tmp_path / "forget"
+    argv = fill([*FORGET, "--save_dir", str(forget_dir)], inputs, tmp_path)
+    utils.run_cli(main_forget.main, argv)  # a finished FT run
+    capsys.readouterr()
+    refuse(main_forget.main, argv, capsys, ["already holds a run", "FTcheckpoint.pth.tar", "--resume"], forget_dir)
+    other = fill([*FORGET, "--save_dir", str(forget_dir), "--unlearn", "GA"], inputs, tmp_path)
+    utils.run_cli(main_forget.main, other)  # another method in the same folder is another run (the original's usage)
+    assert (forget_dir / "GA_eval.json").is_file() and (forget_dir / "FT_eval.json").is_file()
+
+
 REAL_PROCESSES = [
     ("main_imp.py", IMP, ["--arch", "resnet19"], ["--arch 'resnet19'", "choose from"]),
     ("main_imp.py", IMP, ["--save_dir", "{a_file}/out"], ["--save_dir", "cannot be created"]),

@@ -124,7 +124,26 @@ def test_finished_runs_are_skipped(tmp_path):
     assert lines[1].startswith("# finished, skipped: python -u main_imp.py")
     assert lines[2] == "# unlearn: 2 runs, 1 finished (skipped), 1 to run"
     assert "--seed 1 " in lines[3] and not lines[3].startswith("#")
+    assert not lines[3].endswith("--resume")  # nothing resumable there: it starts over
     assert lines[4].startswith("# finished, skipped: ") and "--seed 2 " in lines[4]
+
+
+def test_interrupted_runs_continue_with_resume(tmp_path):
+    prune_dir = tmp_path / "cifar10_resnet18" / "prune_r0.5"
+    prune_dir.mkdir(parents=True)
+    (prune_dir / "0checkpoint.pth.tar").write_bytes(b"x")  # killed during round 0
+    half = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed1"
+    half.mkdir(parents=True)
+    (half / "FT_progress.pth.tar").write_bytes(b"x")  # killed after an unlearning epoch
+    lines = dry_run(
+        "--root", str(tmp_path), "--rates", "0.5", "--methods", "FT,GA", "--scenarios", "class", "--seeds", "1"
+    )
+    commands = [line for line in lines if not line.startswith("#")]
+    assert len(commands) == 3
+    imp, ft, ga = commands
+    assert "main_imp.py" in imp and imp.endswith(" --resume")
+    assert "--unlearn FT" in ft and ft.endswith(" --resume")
+    assert "--unlearn GA" in ga and "--resume" not in ga
 
 
 def test_dense_rate_uses_round_zero_of_the_smallest_rate(tmp_path):

@@ -158,7 +158,7 @@ def _timed(fn, device):
 def bench_ff_iu(arch, samples, runtime):
     """Vectorised FF accumulator and IU recursion against their plain loops, same inputs."""
     fp32 = Runtime(runtime.device, fast=False, progress=False)  # compare in float32
-    data = synthetic_data(samples + 16, 16, runtime.device, seed=3)
+    data = synthetic_data(samples * 10 // 9 + 16, 16, runtime.device, seed=3)  # D keeps 90% after the val split
     model = make_model(arch, data, fp32)
     model.eval()
     batches = data.train_batches(np.arange(samples), batch_size=32, shuffle=False, augment=False)

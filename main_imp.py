@@ -43,15 +43,21 @@ def validate(args) -> None:
         find_resume_checkpoint(args)
 
 
-def main(argv=None):
-    args = make_parser().parse_args(argv)
-    validate(args)
+def set_up(args):
+    """(runtime, data, model, resume state) of a training run; every file is read and checked, none written."""
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
     model = runtime.prepare(build_model(args, data, seed=args.seed))
     if args.rewind_pth:  # read now, not after a round of training
         load_rewind_file(args.rewind_pth, model)
-    resume = load_resume(args, model) if args.resume else None  # all checks before anything is written
+    resume = load_resume(args, model) if args.resume else None
+    return runtime, data, model, resume
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    validate(args)
+    runtime, data, model, resume = set_up(args)
     arg_parser.refuse_to_overwrite(args.save_dir, RUN_FILES, args.resume)
     save_dir = arg_parser.check_save_dir(args.save_dir)
     save_args(args, save_dir)

@@ -10,11 +10,10 @@ main_forget.py --mask. Rounds after the first prune by magnitude, as in main_imp
 from __future__ import annotations
 
 import arg_parser
-import dataset
 import main_imp
 import pruner
-from experiment import build_model, make_runtime, model_meta, save_args
-from pruning_rounds import load_resume, load_rewind_file, run_imp
+from experiment import model_meta, save_args
+from pruning_rounds import run_imp
 from utils import UsageError, run_cli
 
 SYNFLOW_ITERATIONS = 100
@@ -36,12 +35,7 @@ def validate(args) -> None:
 def main(argv=None):
     args = make_parser().parse_args(argv)
     validate(args)
-    runtime = make_runtime(args)
-    data = dataset.load_data(args, runtime.device)
-    model = runtime.prepare(build_model(args, data, seed=args.seed))
-    if args.rewind_pth:  # read now, not after a round of training
-        load_rewind_file(args.rewind_pth, model)
-    resume = load_resume(args, model) if args.resume else None  # all checks before anything is written
+    runtime, data, model, resume = main_imp.set_up(args)
     if resume is not None and resume.get("pruning") != "synflow":
         raise UsageError(
             f"--resume: '{args.save_dir}' holds a run of main_imp.py, not of main_synflow.py; drop --resume"

@@ -33,7 +33,7 @@ import unlearn
 from experiment import build_model, make_runtime, model_meta, save_args, validate_common
 from forget_set import ForgetSet
 from main_forget import load_mask_checkpoint, prepare_model, run_unlearning
-from pruning_rounds import EXPERIMENT_ARGS, load_resume, load_rewind_file, run_imp
+from pruning_rounds import EXPERIMENT_ARGS, run_imp
 from trainer import accuracy
 from utils import UsageError, atomic_torch_save, atomic_write_json, run_cli
 
@@ -184,10 +184,7 @@ def plan_poisoned_model(args, data, record, runtime, log):
         check_record(checkpoint, record, final, fix)
         log(f"reusing the poisoned model {final} (trained earlier with the same arguments; no retraining)")
         return final, checkpoint, None
-    model = runtime.prepare(build_model(args, data, seed=args.seed))
-    if args.rewind_pth:
-        load_rewind_file(args.rewind_pth, model)
-    resume = load_resume(train_args, model) if args.resume else None
+    model, resume = main_imp.training_model(train_args, data, runtime)
     if resume is not None:
         check_record(resume, record, folder, fix)
     return final, None, (model, resume)

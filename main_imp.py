@@ -43,15 +43,21 @@ def validate(args) -> None:
         find_resume_checkpoint(args)
 
 
+def training_model(args, data, runtime):
+    """(model, resume state) of a training run: the --rewind_pth and resume files are read and checked now,
+    not after a round of training, and nothing is written."""
+    model = runtime.prepare(build_model(args, data, seed=args.seed))
+    if args.rewind_pth:
+        load_rewind_file(args.rewind_pth, model)
+    resume = load_resume(args, model) if args.resume else None
+    return model, resume
+
+
 def set_up(args):
     """(runtime, data, model, resume state) of a training run; every file is read and checked, none written."""
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
-    model = runtime.prepare(build_model(args, data, seed=args.seed))
-    if args.rewind_pth:  # read now, not after a round of training
-        load_rewind_file(args.rewind_pth, model)
-    resume = load_resume(args, model) if args.resume else None
-    return runtime, data, model, resume
+    return runtime, data, *training_model(args, data, runtime)
 
 
 def main(argv=None):

@@ -149,13 +149,13 @@ class RoundState:
 def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
     """Run (or resume) every round; returns the per-round results written to imp_results.json.
 
-    ``resume``: what ``load_resume(args, model)`` returned (it is called here when not given).
+    ``resume``: what ``load_resume(args, model)`` returned for a --resume run (None: start afresh).
     """
     save_dir = Path(args.save_dir)
     milestones = parse_milestones(args.decreasing_lr)
     meta = dict(meta or {})
-    if args.resume:
-        saved = resume if resume is not None else load_resume(args, model)
+    if resume is not None:
+        saved = resume
         init_state, rewind_state = saved["init_state"], saved["rewind_state"]
         rounds = saved["rounds"]
         position = RoundState(

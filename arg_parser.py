@@ -23,7 +23,9 @@ def _int_or_none(text: str):
 def add_data_args(parser):
     group = parser.add_argument_group("data")
     group.add_argument("--data", default="../data", help="folder holding the dataset files (default ../data)")
-    group.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, svhn, TinyImagenet or digits")
+    group.add_argument(
+        "--dataset", default="cifar10", help="cifar10, cifar100, svhn, TinyImagenet, digits or fashionmnist"
+    )
     group.add_argument("--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
     group.add_argument(
         "--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data"
@@ -34,6 +36,13 @@ def add_data_args(parser):
     )
     group.add_argument("--workers", type=int, default=4, help="accepted for compatibility (see --num_workers)")
     group.add_argument("--split_seed", type=int, default=1, help="seed of the 10%%-per-class validation split")
+    group.add_argument(
+        "--train_subset",
+        type=int,
+        default=None,
+        help="use a stratified N-sample subset of the official training set (drawn with --split_seed "
+        "before the validation split); default: all of it",
+    )
     group.add_argument("--no-aug", dest="no_aug", action="store_true", help="no train-time crop/flip augmentation")
     group.add_argument("--batch_size", type=int, default=256, help="batch size (default 256)")
     return group

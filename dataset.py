@@ -7,8 +7,10 @@ process is needed. Readers for the standard on-disk layouts fill that tensor onc
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,6 +236,95 @@ def load_tiny_imagenet(data_dir: Path, **_):
     )
 
 
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+IDX_UINT8_MAGIC = {1: 0x00000801, 3: 0x00000803}  # labels (1-D) and images (3-D) of uint8
+
+
+def read_idx(path: Path, dims: int) -> np.ndarray:
+    """An IDX file of uint8 with ``dims`` dimensions (MNIST's format), gzipped or plain.
+
+    The header (magic number, then one big-endian 32-bit size per dimension) is checked against
+    the bytes that follow, so a truncated or foreign file is refused with its name.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            payload = handle.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise UsageError(f"'{path}' cannot be read as an IDX file ({err}); replace it with the official file") from None
+    header = 4 * (1 + dims)
+    magic = int.from_bytes(payload[:4], "big") if len(payload) >= 4 else None
+    if magic != IDX_UINT8_MAGIC[dims] or len(payload) < header:
+        raise UsageError(
+            f"'{path}' is not an IDX file of {dims}-D uint8 data (magic {magic!r}, expected "
+            f"{IDX_UINT8_MAGIC[dims]}); replace it with the official file"
+        )
+    shape = tuple(int.from_bytes(payload[4 * (i + 1) : 4 * (i + 2)], "big") for i in range(dims))
+    expected = header + int(np.prod(shape))
+    if len(payload) != expected:
+        raise UsageError(
+            f"'{path}' holds {len(payload)} bytes but its header {shape} needs {expected}: the file is truncated "
+            f"or damaged; replace it with the official file"
+        )
+    return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx_file(folders, stem: str) -> Path | None:
+    for folder in folders:
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def fashion_mnist_folder(data: Path) -> list[Path]:
+    """Where the four files are looked for, in order: torchvision's layout under --data, --data itself, Debian's."""
+    return [data / "FashionMNIST" / "raw", data, FASHION_MNIST_SYSTEM_DIR]
+
+
+@register_dataset("fashionmnist")
+def load_fashion_mnist(data: Path, **_):
+    """Fashion-MNIST's official 60,000/10,000 split, 1x28x28; crop padding 2 + horizontal flip."""
+    folders = fashion_mnist_folder(data)
+    found = {key: _find_idx_file(folders, stem) for key, stem in FASHION_MNIST_FILES.items()}
+    missing = [FASHION_MNIST_FILES[key] for key, path in found.items() if path is None]
+    if missing:
+        raise UsageError(
+            f"Fashion-MNIST not found: {', '.join(missing)}[.gz] is in none of "
+            f"{', '.join(str(folder) for folder in folders)}; install Debian's package (apt-get install "
+            f"dataset-fashion-mnist) or put the four official files in '{data / 'FashionMNIST' / 'raw'}' "
+            f"(torchvision.datasets.FashionMNIST('{data}', download=True) does that)"
+        )
+    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in found.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels) or images.shape[1:] != (28, 28) or labels.max(initial=0) > 9:
+            raise UsageError(
+                f"Fashion-MNIST {split} files disagree ({images.shape} images, {labels.shape} labels, "
+                f"labels up to {labels.max(initial=0)}): '{found[split + '_images']}' and "
+                f"'{found[split + '_labels']}' are not an official pair"
+            )
+    return RawDataset(
+        "fashionmnist",
+        torch.from_numpy(arrays["train_images"][:, None].copy()),
+        torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        torch.from_numpy(arrays["test_images"][:, None].copy()),
+        torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        num_classes=10,
+        mean=(0.2860,),
+        std=(0.3530,),
+        crop_padding=2,
+        flip=True,
+        info={"files": {key: str(path) for key, path in found.items()}},
+    )
+
+
 @register_dataset("digits")
 def load_digits(**_):
     """scikit-learn's 8x8 digits, 1 channel, fixed stratified 80/20 split; crop pad 1, no flip."""
@@ -279,6 +370,28 @@ def validation_split(labels: np.ndarray, num_classes: int, seed: int = 1):
     val_idx = np.concatenate(val_idx).astype(np.int64)
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
+
+
+def stratified_subset(labels: np.ndarray, num_classes: int, size: int, seed: int = 1) -> np.ndarray:
+    """``size`` positions of ``labels``, ascending, drawn class by class with one RandomState(seed).
+
+    Class c gets its proportional share of ``size`` rounded down, and the samples left over go to
+    the classes with the largest remainders (ties to the lower class), so every class is within
+    one sample of its exact share and the total is exactly ``size``.
+    """
+    counts = np.bincount(labels, minlength=num_classes)
+    if not num_classes <= size <= len(labels):
+        raise UsageError(
+            f"--train_subset {size} is out of range: the official training set has {len(labels)} samples in "
+            f"{num_classes} classes; give a value from {num_classes} to {len(labels)}"
+        )
+    exact = counts * size / len(labels)
+    share = np.floor(exact).astype(np.int64)
+    leftover = size - int(share.sum())
+    share[np.argsort(-(exact - share), kind="stable")[:leftover]] += 1
+    rng = np.random.RandomState(seed)
+    chosen = [rng.choice(np.where(labels == c)[0], share[c], replace=False) for c in range(num_classes)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def select_forget(labels: np.ndarray, class_to_replace: int = 0, num_indexes_to_replace=None, seed: int = 2):
@@ -381,6 +494,7 @@ class Data:
     split_seed: int
     official_train_indices: np.ndarray
     info: dict
+    train_subset: int | None = None  # size of the stratified subset of the official training set, if any
 
     @property
     def in_channels(self) -> int:
@@ -406,8 +520,14 @@ class Data:
         return int((self.train_labels == c).sum())
 
 
-def build_data(raw: RawDataset, split_seed: int = 1, device="cpu") -> Data:
-    train_idx, val_idx = validation_split(raw.train_labels.numpy(), raw.num_classes, split_seed)
+def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset: int | None = None) -> Data:
+    """Split the official training set into D and validation (after drawing ``train_subset`` samples of it)."""
+    labels = raw.train_labels.numpy()
+    pool = np.arange(len(labels))
+    if train_subset is not None:
+        pool = stratified_subset(labels, raw.num_classes, train_subset, split_seed)
+    train_pos, val_pos = validation_split(labels[pool], raw.num_classes, split_seed)
+    train_idx, val_idx = pool[train_pos], pool[val_pos]  # positions in the official training set
     train_t, val_t = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
     return Data(
         name=raw.name,
@@ -425,10 +545,11 @@ def build_data(raw: RawDataset, split_seed: int = 1, device="cpu") -> Data:
         split_seed=split_seed,
         official_train_indices=train_idx,
         info=raw.info,
+        train_subset=train_subset,
     )
 
 
 def load_data(args, device="cpu") -> Data:
-    """The one entry used by the scripts: read ``--dataset`` and split it with ``--split_seed``."""
+    """The one entry used by the scripts: read ``--dataset``, subset and split it with ``--split_seed``."""
     raw = load_raw(args.dataset, args.data, getattr(args, "data_dir", "./tiny-imagenet-200"))
-    return build_data(raw, args.split_seed, device)
+    return build_data(raw, args.split_seed, device, args.train_subset)

@@ -68,6 +68,7 @@ def model_meta(args, data) -> dict:
         "num_classes": data.num_classes,
         "in_channels": data.in_channels,
         "split_seed": data.split_seed,
+        "train_subset": data.train_subset,
         "imagenet_arch": args.imagenet_arch,
     }
 

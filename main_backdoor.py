@@ -111,6 +111,7 @@ def poison_record(args, data, poisoned: np.ndarray) -> dict:
         "trigger_size": args.trigger_size,
         "trigger_value": args.trigger_value,
         "split_seed": data.split_seed,
+        "train_subset": data.train_subset,
         "poisoned_indices": poisoned.tolist(),
     }
 
@@ -120,6 +121,7 @@ RECORD_FLAGS = {
     "trigger_size": "--trigger_size",
     "trigger_value": "--trigger_value",
     "split_seed": "--split_seed",
+    "train_subset": "--train_subset",
 }
 
 
@@ -229,6 +231,7 @@ def collect_results(args, method, clean, path, model, poisoned, before, after, r
         "seed": args.seed,
         "train_seed": args.train_seed,
         "split_seed": args.split_seed,
+        "train_subset": args.train_subset,
         "poisoned_indices": poisoned.tolist(),
         "unlearn_stats": stats,
         "command": " ".join(sys.argv),

@@ -50,12 +50,13 @@ def load_mask_checkpoint(path, args):
     """The --mask file as (state_dict, metadata); refuse files made for another set-up."""
     checkpoint = safe_load(path, "--mask checkpoint")
     state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
-    for key in ("arch", "dataset"):
+    for key in ("arch", "dataset", "train_subset"):
         saved = checkpoint.get(key)
-        if saved is not None and saved != getattr(args, key):
+        if key in checkpoint and saved != getattr(args, key):
+            fix = f"pass --{key} {saved}" if saved is not None else f"drop --{key}"
             raise UsageError(
                 f"--mask '{path}' was made with --{key} {saved}, not {getattr(args, key)}; "
-                f"pass --{key} {saved} or another checkpoint"
+                f"{fix} or give another checkpoint"
             )
     return state_dict, checkpoint
 
@@ -84,6 +85,7 @@ RUN_ARGS = (
     "seed",
     "train_seed",
     "split_seed",
+    "train_subset",
     "batch_size",
     "no_aug",
     "decreasing_lr",
@@ -225,6 +227,7 @@ def main(argv=None):
         "seed": args.seed,
         "train_seed": args.train_seed,
         "split_seed": args.split_seed,
+        "train_subset": args.train_subset,
         "dataset": data.name,
         "arch": args.arch,
         "UA": evaluation["UA"],

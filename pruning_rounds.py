@@ -25,6 +25,7 @@ EXPERIMENT_ARGS = (
     "arch",
     "imagenet_arch",
     "split_seed",
+    "train_subset",
     "seed",
     "lr",
     "momentum",
@@ -294,6 +295,11 @@ def model_device(model) -> torch.device:
 
 def write_results(args, rounds, save_dir: Path) -> None:
     atomic_write_json(
-        {"rounds": rounds, "args": vars(args), "written": time.strftime("%Y-%m-%d %H:%M:%S")},
+        {
+            "rounds": rounds,
+            "train_subset": args.train_subset,
+            "args": vars(args),
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
         save_dir / "imp_results.json",
     )

@@ -63,6 +63,7 @@ SETTING_ARGS = (
     "warmup",
     "no_aug",
     "split_seed",
+    "train_subset",
 )
 
 

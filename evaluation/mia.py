@@ -102,25 +102,34 @@ def _tail(pair, n: int):
 def mia_forget_efficacy(retain, test, forget) -> dict[str, float]:
     """MIA-Efficacy per family: % of D_f judged non-member (higher = more forgotten).
 
-    Shadow members are the first |test| samples of D_r in order (all of D_r when it is smaller than
-    the test set), shadow non-members the test set.
+    Shadow members are the first n samples of D_r in order, shadow non-members the first n of the
+    test set, n = min(|D_r|, |test|). With D_r at least as large as the test set (every dataset of
+    the paper) that is the original's rule: |test| members against the whole test set. With a
+    smaller D_r (a --train_subset run) the original would fit its SVC on far more non-members than
+    members and call almost everything a non-member; n against n keeps the attack balanced.
     """
     if len(test[1]) == 0:
         raise ValueError("mia_forget_efficacy: the test set (shadow non-members) is empty")
-    shadow_member = _head(retain, len(test[1]))
-    return {family: svc_mia(shadow_member, test, target_nonmember=forget, family=family) for family in FEATURES}
+    n = min(len(retain[1]), len(test[1]))
+    return {
+        family: svc_mia(_head(retain, n), _head(test, n), target_nonmember=forget, family=family)
+        for family in FEATURES
+    }
 
 
 def mia_training_privacy(retain, test) -> dict[str, float]:
-    """Training-privacy MIA per family, h = ⌊|test|/2⌋.
+    """Training-privacy MIA per family, h = ⌊min(|test|, |D_r|)/2⌋ (= ⌊|test|/2⌋ unless D_r is the smaller).
 
     Fit on the first h of D_r (members) vs the first h of the test set (non-members); return the mean
     of % of D_r[h:] judged member and % of test[h:] judged non-member. All of D_r[h:] is scored (it may
-    be much larger than test[h:]; each half still counts 50%).
+    be much larger than test[h:]; each half still counts 50%). Taking h from the smaller set keeps
+    members left to score when D_r is smaller than the test set.
     """
-    h = len(test[1]) // 2
+    h = min(len(test[1]), len(retain[1])) // 2
     if h == 0:
-        raise ValueError(f"mia_training_privacy needs at least 2 test samples, got {len(test[1])}")
+        raise ValueError(
+            f"mia_training_privacy needs at least 2 test and 2 retain samples, got {len(test[1])} and {len(retain[1])}"
+        )
     return {
         family: svc_mia(_head(retain, h), _head(test, h), _tail(retain, h), _tail(test, h), family)
         for family in FEATURES

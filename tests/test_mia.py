@@ -189,10 +189,33 @@ def test_forget_efficacy_uses_only_the_first_test_size_retain_samples(shadow):
     padded = concat((retain[0][:100], retain[1][:100]), make_set(rng, 300, 0.3))
     forget = make_set(rng, 40, 0.6, jitter=0.4)
     assert mia.mia_forget_efficacy(padded, test, forget) == mia.mia_forget_efficacy(retain, test, forget)
-    # A retain set smaller than the test set is used whole.
+    # A retain set smaller than the test set is used whole, against as many test samples (balanced).
     small = (retain[0][:30], retain[1][:30])
-    expected = mia.svc_mia(small, test, target_nonmember=forget, family="confidence")
+    expected = mia.svc_mia(small, (test[0][:30], test[1][:30]), target_nonmember=forget, family="confidence")
     assert mia.mia_forget_efficacy(small, test, forget)["confidence"] == expected
+    padded_test = concat((test[0][:30], test[1][:30]), make_set(rng, 70, 0.99))
+    assert mia.mia_forget_efficacy(small, padded_test, forget) == mia.mia_forget_efficacy(small, test, forget)
+
+
+def test_small_retain_set_is_not_drowned_by_the_test_set():
+    # 60 confident members, 1,000 non-members of which 70% are as confident as members: fitted on all
+    # of them, the SVC would call confident samples non-members; balanced, it calls them members.
+    rng = np.random.default_rng(7)
+    retain = make_set(rng, 60, 0.99)
+    test = concat(make_set(rng, 700, 0.99), make_set(rng, 300, 0.3))
+    order = rng.permutation(1000)
+    test = (test[0][order], test[1][order])
+    confident_forget = make_set(rng, 50, 0.99)
+    assert mia.mia_forget_efficacy(retain, test, confident_forget)["confidence"] < 50
+    unbalanced = mia.svc_mia(retain, test, target_nonmember=confident_forget, family="confidence")
+    assert unbalanced == 100.0
+
+
+def test_training_privacy_with_a_retain_set_smaller_than_half_the_test_set():
+    rng = np.random.default_rng(8)
+    result = mia.mia_training_privacy(make_set(rng, 100, 0.99), make_set(rng, 400, 0.3))
+    for family in ("confidence", "entropy", "m_entropy"):
+        assert result[family] == 100.0
 
 
 def test_training_privacy_separable_is_hundred():
@@ -240,9 +263,9 @@ def test_svc_mia_degenerate_inputs_raise(shadow):
         mia.svc_mia(members, nonmembers, target_nonmember=empty)
     with pytest.raises(ValueError, match="test set .* is empty"):
         mia.mia_forget_efficacy(members, empty, members)
-    with pytest.raises(ValueError, match="at least 2 test samples, got 1"):
+    with pytest.raises(ValueError, match="at least 2 test and 2 retain samples, got 1 and 200"):
         mia.mia_training_privacy(members, (nonmembers[0][:1], nonmembers[1][:1]))
-    with pytest.raises(ValueError, match="target_member is empty"):  # D_r no larger than h: nothing to score
-        mia.mia_training_privacy((members[0][:50], members[1][:50]), nonmembers)
+    with pytest.raises(ValueError, match="at least 2 test and 2 retain samples, got 100 and 1"):
+        mia.mia_training_privacy((members[0][:1], members[1][:1]), nonmembers)
     with pytest.raises(ValueError, match=r"expected probs \(n, k\)"):
         mia.features(np.ones(3), np.zeros(3, dtype=np.int64), "confidence")

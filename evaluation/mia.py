@@ -112,8 +112,7 @@ def mia_forget_efficacy(retain, test, forget) -> dict[str, float]:
         raise ValueError("mia_forget_efficacy: the test set (shadow non-members) is empty")
     n = min(len(retain[1]), len(test[1]))
     return {
-        family: svc_mia(_head(retain, n), _head(test, n), target_nonmember=forget, family=family)
-        for family in FEATURES
+        family: svc_mia(_head(retain, n), _head(test, n), target_nonmember=forget, family=family) for family in FEATURES
     }
 
 

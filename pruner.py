@@ -24,11 +24,20 @@ def conv_modules(model: nn.Module):
 
 def _random_generator_prune(generator):
     class SeededRandomUnstructured(prune.RandomUnstructured):
-        """``RandomUnstructured`` with its scores drawn from our generator, so a seed fixes the mask."""
+        """``RandomUnstructured`` with its scores drawn from our generator, so a seed fixes the mask.
+
+        As in torch's own ``RandomUnstructured`` (which the original code uses), the entries with the
+        *highest* uniform scores are pruned and the lowest-scored are kept, so the same random stream
+        gives the same mask as the original.
+        """
 
         def compute_mask(self, t, default_mask):
             scores = torch.rand(t.shape, generator=generator).to(t.device)
-            return prune.L1Unstructured(self.amount).compute_mask(scores, default_mask)
+            mask = default_mask.clone(memory_format=torch.contiguous_format)
+            count = prune._compute_nparams_toprune(self.amount, t.nelement())
+            if count:
+                mask.view(-1)[torch.topk(scores.view(-1), k=count).indices] = 0
+            return mask
 
     return SeededRandomUnstructured
 

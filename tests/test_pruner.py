@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.utils.prune as prune
 
 import pruner
 from utils import UsageError
@@ -60,6 +61,22 @@ def test_random_prune_is_seeded_and_differs_from_l1():
     for key, mask in pruner.masks_of(a).items():
         assert torch.equal(mask, pruner.masks_of(b)[key])
     assert any(not torch.equal(m, pruner.masks_of(c)[k]) for k, m in pruner.masks_of(a).items())
+
+
+def test_random_prune_keeps_the_lowest_scores_like_torch_random_unstructured():
+    """The original prunes with torch's RandomUnstructured on the global RNG: for the same stream the
+    masks must agree, i.e. the highest uniform scores are pruned and the lowest kept."""
+    ours, original = small_net(), small_net()
+    pruner.global_prune(ours, 0.6, "random", seed=11)
+    torch.manual_seed(11)
+    params = [(module, "weight") for _, module in pruner.conv_modules(original)]
+    prune.global_unstructured(params, pruning_method=prune.RandomUnstructured, amount=0.6)
+    for key, mask in pruner.masks_of(ours).items():
+        assert torch.equal(mask, pruner.masks_of(original)[key]), key
+    # the rule itself, on the same stream: kept entries are exactly the 40% lowest scores
+    scores = torch.rand(conv_total(ours), generator=torch.Generator().manual_seed(11))
+    kept = torch.cat([mask.flatten() for mask in pruner.masks_of(ours).values()]).bool()
+    assert scores[kept].max() < scores[~kept].min()
 
 
 def test_pruned_weights_stay_zero_through_sgd_and_save_load(tmp_path):

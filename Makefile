@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 DEMO_SEEDS ?= 1
+FMNIST_DIR ?= runs/fashionmnist
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo fashionmnist test lint clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,10 @@ $(VENV)/installed: requirements.txt
 
 demo: $(VENV)/installed
 	bash scripts/demo.sh $(PY) $(DEMO_DIR) $(DEMO_SEEDS)
+
+# The paper's experiments on real Fashion-MNIST at CPU scale (about 2 hours on 2 cores; resumable).
+fashionmnist: $(VENV)/installed
+	bash scripts/fashionmnist.sh $(PY) $(FMNIST_DIR)
 
 test: $(VENV)/installed
 	$(PY) -m pytest tests

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The paper's experiments on real data at CPU scale: Fashion-MNIST, a resnet20s on a stratified
+# 3,000-image subset of the official training set, trained without augmentation so that it fits
+# its training set (the regime of the paper's CIFAR-10 models). Two sweeps, both resumable (a rerun
+# skips finished runs and continues interrupted ones):
+#   1. Table 1: dense + OMP 95%, the paper's six methods, class-wise forgetting of class 1 (trouser)
+#      and random forgetting of 10% of D (270 images), seeds 1-3.
+#   2. The sparsity curve: OMP at 50/75/90/99% as well, FT, IU and l1-sparse, class-wise, seed 1.
+# Then the reports: $ROOT/table1/report.md and $ROOT/curve/{report.md,sparsity_UA.png,sparsity_MIA.png}.
+# Usage: scripts/fashionmnist.sh [PYTHON] [ROOT]
+# The data: Debian's dataset-fashion-mnist package, or the four official files under --data
+# (set FMNIST_DATA; default ./data, torchvision's FashionMNIST/raw layout or the files themselves).
+set -euo pipefail
+PY=${1:-python3}
+ROOT=${2:-runs/fashionmnist}
+DATA=${FMNIST_DATA:-./data}
+SUBSET=3000
+CLASS=1
+RANDOM_COUNT=270
+
+# Training (dense, every OMP round, Retrain): 25 epochs, lr 0.1 divided by 10 at epochs 15 and 20,
+# no augmentation. The unlearning methods see D without augmentation too (as FF and IU must).
+TRAIN="--epochs 25 --decreasing_lr 15,20 --rewind_epoch 3 --no-aug"
+COMMON="--train_subset $SUBSET --no-aug --no-progress"
+SWEEP=(
+    --dataset fashionmnist --arch resnet20s --data "$DATA" --root "$ROOT"
+    --forget-class "$CLASS" --random-count "$RANDOM_COUNT"
+    --extra-prune-args "--train_subset $SUBSET --no-progress $TRAIN"
+    --extra-unlearn-args "$COMMON"
+    --method-args "retrain=--unlearn_epochs 25 --unlearn_lr 0.1 --decreasing_lr 15,20"
+    --method-args "FT=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32}"
+    --method-args "GA=--unlearn_epochs 5 --unlearn_lr 0.0001"
+    --method-args "fisher_new=--alpha ${ALPHA_FF:-1e-7}"
+    --method-args "wfisher=--alpha ${ALPHA_IU:-1}"
+    --method-args "FT_prune=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32} --alpha ${ALPHA_L1:-3e-3}"
+)
+METHODS=retrain,FT,GA,fisher_new,wfisher,FT_prune
+
+start=$(date +%s)
+"$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --rates 0,0.95 --scenarios class,random --methods "$METHODS" \
+    --seeds 1,2,3
+"$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --rates 0,0.5,0.75,0.9,0.95,0.99 --scenarios class \
+    --methods FT,wfisher,FT_prune --seeds 1
+echo "sweeps took $(( ($(date +%s) - start) / 60 )) min"
+
+RUNS="$ROOT/fashionmnist_resnet20s/unlearn"
+"$PY" report.py "$RUNS"/{class,random}/r{0,0.95} --out "$ROOT/table1" --expect-methods "$METHODS" \
+    --expect-seeds 1 2 3
+"$PY" report.py "$RUNS"/class/r*/{FT,wfisher,FT_prune} --out "$ROOT/curve"

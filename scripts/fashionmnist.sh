@@ -32,7 +32,7 @@ SWEEP=(
     --method-args "GA=--unlearn_epochs 5 --unlearn_lr 0.0001"
     --method-args "fisher_new=--alpha ${ALPHA_FF:-1e-7}"
     --method-args "wfisher=--alpha ${ALPHA_IU:-1}"
-    --method-args "FT_prune=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32} --alpha ${ALPHA_L1:-3e-3}"
+    --method-args "FT_prune=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32} --alpha ${ALPHA_L1:-5e-4}"
 )
 METHODS=retrain,FT,GA,fisher_new,wfisher,FT_prune
 

@@ -421,17 +421,22 @@ def random_crop(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> to
     return gathered.permute(0, 3, 1, 2)
 
 
+def augment_draws(batch: int, padding: int, flip: bool, generator: torch.Generator):
+    """The random numbers ``augment`` uses for a batch: crop offsets (batch, 2) and flip flags (or None)."""
+    offsets = torch.randint(0, 2 * padding + 1, (batch, 2), generator=generator)
+    flips = (torch.rand(batch, generator=generator) < 0.5) if flip else None
+    return offsets, flips
+
+
 def augment(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random crop with zero padding and an independent horizontal flip per image.
 
     The draws come from a CPU generator, so a seed gives the same images on every device.
     """
-    batch = images.shape[0]
-    offsets = torch.randint(0, 2 * padding + 1, (batch, 2), generator=generator).to(images.device)
-    out = random_crop(images, padding, offsets) if padding else images
-    if flip:
-        flips = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
-        out = torch.where(flips[:, None, None, None], out.flip(3), out)
+    offsets, flips = augment_draws(images.shape[0], padding, flip, generator)
+    out = random_crop(images, padding, offsets.to(images.device)) if padding else images
+    if flips is not None:
+        out = torch.where(flips.to(images.device)[:, None, None, None], out.flip(3), out)
     return out
 
 
@@ -459,13 +464,25 @@ class Batches:
         return len(self.indices)
 
     def __iter__(self):
+        return self.iterate_from(0)
+
+    def iterate_from(self, first_batch: int):
+        """The epoch's batches from number ``first_batch`` on, exactly as a full pass would give them.
+
+        The random draws of the skipped batches' augmentation are made and dropped, so the later
+        batches get the same crops and flips: an epoch resumed mid-way matches an uninterrupted one.
+        """
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = self.indices
         if self.shuffle:
             order = order[torch.randperm(len(order), generator=generator)]
         order = order.to(self.images.device)
-        for start in range(0, len(order), self.batch_size):
+        for number, start in enumerate(range(0, len(order), self.batch_size)):
             batch = order[start : start + self.batch_size]
+            if number < first_batch:
+                if self.augment is not None:
+                    augment_draws(len(batch), *self.augment, generator)
+                continue
             images = self.images[batch]
             if self.augment is not None:
                 images = augment(images, *self.augment, generator)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+import interrupts
 
 
 @dataclass
@@ -69,21 +72,30 @@ def make_scheduler(optimizer, milestones, gamma=0.1):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
 
 
-def train_epoch(model, batches, optimizer, runtime: Runtime, loss_fn=cross_entropy, epoch=0, warmup=0, desc="train"):
+def train_epoch(
+    model, batches, optimizer, runtime: Runtime, loss_fn=cross_entropy, epoch=0, warmup=0, desc="train", resume=None
+):
     """One pass over ``batches``; returns mean loss, accuracy (%), img/s and seconds.
 
     During the first ``warmup`` epochs the learning rate rises linearly per step to its set
-    value, as the original code's warm-up does.
+    value, as the original code's warm-up does. After each batch a stop signal (see
+    ``interrupts``) ends the epoch early with ``EpochInterrupted``, which carries the number of
+    batches done and the running sums; ``resume`` (those) continues such an epoch at the next
+    batch. A non-finite mean loss at the end of the epoch raises ``Diverged``.
     """
     model.train()
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     steps = len(batches)
-    total_loss = torch.zeros((), device=runtime.device)
-    correct = torch.zeros((), device=runtime.device, dtype=torch.int64)
-    seen = 0
+    first = 0 if resume is None else resume["steps"]
+    total_loss = torch.tensor(0.0 if resume is None else resume["loss_sum"], device=runtime.device)
+    correct = torch.tensor(0 if resume is None else resume["correct"], device=runtime.device, dtype=torch.int64)
+    seen = 0 if resume is None else resume["seen"]
     start = time.perf_counter()
-    bar = tqdm(batches, desc=desc, leave=False, disable=not runtime.progress, unit="batch")
-    for step, (images, labels) in enumerate(bar):
+    bar = tqdm(
+        batches.iterate_from(first), desc=desc, leave=False, disable=not runtime.progress, unit="batch", total=steps
+    )
+    bar.update(first)
+    for step, (images, labels) in enumerate(bar, start=first):
         if epoch < warmup:
             scale = min(1.0, (epoch * steps + step + 1) / (warmup * steps))
             for group, base in zip(optimizer.param_groups, base_lrs):
@@ -96,6 +108,11 @@ def train_epoch(model, batches, optimizer, runtime: Runtime, loss_fn=cross_entro
         total_loss += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
+        signum = interrupts.requested()
+        if signum is not None and step + 1 < steps:
+            _restore_lrs(optimizer, base_lrs, epoch < warmup)
+            partial = {"steps": step + 1, "loss_sum": total_loss.item(), "correct": correct.item(), "seen": seen}
+            raise interrupts.EpochInterrupted(signum, step + 1, partial)
         if runtime.progress and step % 10 == 0:
             elapsed = time.perf_counter() - start
             bar.set_postfix(
@@ -103,17 +120,25 @@ def train_epoch(model, batches, optimizer, runtime: Runtime, loss_fn=cross_entro
                 acc=f"{100 * correct.item() / seen:.1f}",
                 img_s=f"{seen / max(elapsed, 1e-9):.0f}",
             )
-    if epoch < warmup:
-        for group, base in zip(optimizer.param_groups, base_lrs):
-            group["lr"] = base
+    _restore_lrs(optimizer, base_lrs, epoch < warmup)
     seconds = time.perf_counter() - start
     seen = max(seen, 1)
+    mean_loss = total_loss.item() / seen
+    if not math.isfinite(mean_loss):
+        raise interrupts.Diverged(desc, epoch, base_lrs[0])
     return {
-        "loss": total_loss.item() / seen,
+        "loss": mean_loss,
         "acc": 100.0 * correct.item() / seen,
-        "img_s": seen / max(seconds, 1e-9),
+        "img_s": (seen - (0 if resume is None else resume["seen"])) / max(seconds, 1e-9),
         "seconds": seconds,
     }
+
+
+def _restore_lrs(optimizer, base_lrs, warming_up: bool) -> None:
+    """Warm-up scales the rates per step; put the set values back (what the scheduler and a save expect)."""
+    if warming_up:
+        for group, base in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = base
 
 
 @torch.no_grad()

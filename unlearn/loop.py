@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from arg_parser import parse_milestones
+from interrupts import Diverged, EpochInterrupted, Stopped
 from trainer import make_optimizer, make_scheduler, train_epoch
 
 
@@ -17,39 +18,49 @@ def iterate(model, ctx, subset: str, loss_for_epoch, name: str) -> list[dict]:
     optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
     scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
     batches = ctx.batches(subset)
-    history, start = [], 0
+    history, start, partial = [], 0, None
     if ctx.resume is not None:
         optimizer.load_state_dict(ctx.resume["optimizer"])
         scheduler.load_state_dict(ctx.resume["scheduler"])
         history, start = list(ctx.resume["history"]), ctx.resume["epoch"]
-        ctx.log(f"{name}: resuming at epoch {start}")
+        partial = ctx.resume.get("partial_epoch")
+        at = f"epoch {start}" + (f", batch {partial['steps']}" if partial else "")
+        ctx.log(f"{name}: resuming at {at}")
     for epoch in range(start, args.unlearn_epochs):
         batches.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_epoch(
-            model,
-            batches,
-            optimizer,
-            ctx.runtime,
-            loss_for_epoch(epoch),
-            epoch=epoch,
-            warmup=args.warmup,
-            desc=f"{name} epoch {epoch}",
-        )
+        try:
+            stats = train_epoch(
+                model,
+                batches,
+                optimizer,
+                ctx.runtime,
+                loss_for_epoch(epoch),
+                epoch=epoch,
+                warmup=args.warmup,
+                desc=f"{name} epoch {epoch}",
+                resume=partial,
+            )
+        except EpochInterrupted as stop:
+            _save(ctx, epoch, optimizer, scheduler, history, partial=stop.partial)
+            raise Stopped(stop.signum, f"{name} epoch {epoch} after batch {stop.steps} of {len(batches)}") from None
+        except Diverged as err:
+            raise Diverged(name, epoch, lr) from err
+        partial = None
         scheduler.step()
         history.append({"epoch": epoch, "lr": lr, **stats})
         ctx.log(
             f"{name} epoch {epoch}: loss {stats['loss']:.4f} acc {stats['acc']:.2f}% on {subset} "
             f"lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
-        if ctx.on_epoch is not None:
-            ctx.on_epoch(
-                {
-                    "epoch": epoch + 1,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                }
-            )
+        _save(ctx, epoch + 1, optimizer, scheduler, history)
     ctx.stats.setdefault("epochs", []).extend(history)
     return history
+
+
+def _save(ctx, epoch, optimizer, scheduler, history, partial=None) -> None:
+    """Progress for ``ctx.on_epoch``: the next epoch to run and, when stopped mid-epoch, how far it got."""
+    if ctx.on_epoch is None:
+        return
+    state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    ctx.on_epoch({**state, "history": history, "partial_epoch": partial})

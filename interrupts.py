@@ -51,8 +51,17 @@ def requested() -> int | None:
 
 
 def _note(signum, _frame) -> None:
-    if not _requested:
-        _requested.append(signum)
+    """First signal: noted, the loops stop at the next batch boundary. A second one: stop at once."""
+    if _requested:
+        raise SystemExit(128 + signum)
+    _requested.append(signum)
+
+
+def check(where: str) -> None:
+    """Between the phases of a run: stop here (raise ``Stopped``) if a stop signal has arrived."""
+    signum = requested()
+    if signum is not None:
+        raise Stopped(signum, where)
 
 
 @contextlib.contextmanager

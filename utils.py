@@ -20,12 +20,61 @@ class UsageError(ValueError):
 
 
 def run_cli(main, argv=None) -> None:
-    """Run ``main(argv)``; turn a UsageError into one line on stderr and exit status 2."""
+    """Run ``main(argv)`` with graceful stops; every way a run can end is one line and an exit status.
+
+    0 done; 2 bad input or an I/O problem (nothing already on disk damaged); 3 the run diverged
+    (its results are written, marked so); 128 + n stopped by signal n after saving its progress.
+    """
+    import interrupts  # imported here: utils is imported by every module, interrupts by few
+
     try:
-        main(argv)
+        with interrupts.graceful_stop():
+            main(argv)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"error: {err}", 2)
+    except OSError as err:
+        _fail(f"error: {describe_os_error(err)}", 2)
+    except interrupts.Diverged as err:
+        _fail(f"error: {err}", 3)
+    except interrupts.Stopped as err:
+        _fail(
+            f"stopped by {signal_name(err.signum)} during {err.where}; progress saved: rerun the same command "
+            f"with --resume to continue",
+            err.exit_status,
+        )
+
+
+def _fail(line: str, status: int) -> None:
+    print(line, file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a failed read or write: the file, what the system said, and what to do."""
+    import errno
+
+    where = f"'{err.filename}'" if err.filename else "a file"
+    if err.errno:
+        reason = err.strerror or os.strerror(err.errno)
+    else:
+        reason = str(err)
+    advice = {
+        errno.ENOSPC: "free some space (or choose another --save_dir)",
+        errno.EDQUOT: "free some of your quota (or choose another --save_dir)",
+        errno.EROFS: "choose a writable --save_dir",
+        errno.EACCES: "fix the folder's permissions (or choose another --save_dir)",
+        errno.EPERM: "fix the folder's permissions (or choose another --save_dir)",
+    }.get(err.errno, "fix the problem")
+    return f"cannot write or read {where}: {reason}; {advice}, then rerun the same command (add --resume to continue)"
 
 
 def set_seed(seed: int) -> None:
@@ -63,16 +112,32 @@ def _atomic_write(path, write) -> None:
     guards against power loss too, but costs seconds per checkpoint on slow disks.)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        cause = _os_error_in(err)
+        if cause is not None:  # torch's serializer wraps a failed write in a RuntimeError: report the cause
+            raise OSError(cause.errno, cause.strerror, str(path)) from None
         raise
+
+
+def _os_error_in(err: BaseException) -> OSError | None:
+    """The OSError that ``err`` is or was caused by (torch.save re-raises write errors as RuntimeError)."""
+    seen = 0
+    while err is not None and seen < 5:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 def atomic_torch_save(obj, path) -> None:

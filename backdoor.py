@@ -1,4 +1,4 @@
-"""Backdoor (Trojan) attack of SPEC §8: a square trigger, poisoned training data, and its success rate.
+"""Backdoor (Trojan) attack: a square trigger, poisoned training data, and its success rate.
 
 The trigger is a ``size``² square whose bottom-right corner sits 2 pixels in from the image's
 bottom-right corner (rows and columns [-2-size, -2)), set to one value in every channel. Images
@@ -23,10 +23,14 @@ def trigger_pixel(value: float) -> int:
     return round(255 * value)
 
 
-def check_trigger(size: int, value: float, image_shape) -> None:
-    """Refuse a trigger that does not fit the (C, H, W) images or a value outside [0, 1]."""
+def check_trigger_value(value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--trigger_value {value} is outside [0, 1]; 0 is black, 1 is white")
+
+
+def check_trigger(size: int, value: float, image_shape) -> None:
+    """Refuse a trigger that does not fit the (C, H, W) images or a value outside [0, 1]."""
+    check_trigger_value(value)
     limit = min(image_shape[-2:]) - TRIGGER_MARGIN
     if not 1 <= size <= limit:
         raise UsageError(

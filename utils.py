@@ -28,6 +28,11 @@ def run_cli(main, argv=None) -> None:
         sys.exit(2)
 
 
+def log(line: str) -> None:
+    """The scripts' progress lines: printed at once, so a log file or a pipe shows them while the run goes on."""
+    print(line, flush=True)
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

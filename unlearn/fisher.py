@@ -132,7 +132,15 @@ def fisher_perturbation(
     return out
 
 
-@register("fisher_new", paper_name="FF")
+@register(
+    "fisher_new",
+    paper_name="FF",
+    help="Fisher forgetting: noise scaled by the inverse Fisher diagonal of D_r (--alpha scales it)",
+    rank=4,
+    in_tables=True,
+    demo_args="--alpha 1e-7 --no-aug",
+    sweep_args="--alpha {alpha_ff}",  # the paper does not give alpha: tune it
+)
 def unlearn(model, ctx) -> None:
     num_classes = ctx.data.num_classes
     batches = ctx.batches("retain", batch_size=FISHER_BATCH_SIZE, shuffle=False)

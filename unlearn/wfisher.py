@@ -159,7 +159,15 @@ def add_flat_(model, delta: torch.Tensor) -> None:
             offset += p.numel()
 
 
-@register("wfisher", paper_name="IU")
+@register(
+    "wfisher",
+    paper_name="IU",
+    help="influence unlearning: one WoodFisher step (--alpha is its size)",
+    rank=5,
+    in_tables=True,
+    demo_args="--alpha 1 --no-aug",
+    sweep_args="--alpha {alpha_iu}",
+)
 def unlearn(model, ctx) -> None:
     model.eval()
     start = time.perf_counter()

@@ -48,7 +48,7 @@ def add_trigger(images: torch.Tensor, size: int, value: float) -> torch.Tensor:
 
 
 def choose_poisoned(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Positions in D to poison: the random-forgetting draw of SPEC §2 (any class, RandomState(seed - 1))."""
+    """Positions in D to poison: the random-forgetting draw (any class, RandomState(seed - 1))."""
     return select_forget(labels, -1, count, seed)
 
 
@@ -67,7 +67,7 @@ def poison(data: Data, indices, size: int, value: float, target: int) -> Data:
 def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, target: int) -> dict:
     """ASR (%) of predictions on triggered images: over all of them, and over those whose true class is not ``target``.
 
-    The second is the usual definition; SPEC §8's ASR counts the whole test set. An empty set gives nan.
+    The second is the usual definition; the original code's ASR counts the whole test set. An empty set gives nan.
     """
     hit = predictions == target
     nontarget = true_labels != target

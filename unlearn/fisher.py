@@ -1,6 +1,6 @@
 """FF (Fisher forgetting, ``fisher_new``): perturb θ_o with Gaussian noise shaped by a diagonal Fisher on D_r.
 
-SPEC §6. Over D_r in batches of 32 (no shuffling, eval mode), for every class y:
+As the original code computes it: over D_r in batches of 32 (no shuffling, eval mode), for every class y:
 acc += mean_batch(p_y) · (∇ CE(batch, y))², then acc /= #batches. Per parameter:
 var = min(1/(acc + 1e-8), 1e3) (1e2 for head tensors, whose first dim is the number of classes);
 var *= α; var ← mean of var over dim 1 for ≥2-D tensors; μ = θ_o; when a whole class c is
@@ -101,7 +101,7 @@ def fisher_accumulator(model, batches, num_classes: int, runtime=None, chunk_siz
 
 
 def fisher_mean_var(params: dict, acc: dict, num_classes: int, alpha: float, forgotten_class: int | None) -> dict:
-    """{name: (μ, var)} of FF's Gaussian, rule by rule as in SPEC §6."""
+    """{name: (μ, var)} of FF's Gaussian, rule by rule as in the module docstring."""
     out = {}
     for name, theta in params.items():
         is_head = theta.ndim > 0 and theta.shape[0] == num_classes

@@ -96,7 +96,7 @@ def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS, refusal=_res
     if not isinstance(saved, dict):
         raise UsageError("--resume: the saved run's 'args' is not a dict; it was not written by these scripts")
     for name in names:
-        old, new = saved.get(name), getattr(args, name, None)
+        old, new = saved.get(name), getattr(args, name)
         if old != new:
             raise UsageError(refusal(name, old, new))
 

@@ -1,4 +1,4 @@
-"""The command-line flags shared by the four scripts, in groups, with the original defaults (SPEC §1)."""
+"""The command-line flags shared by the four scripts, in groups, with the original code's defaults."""
 
 from __future__ import annotations
 
@@ -101,9 +101,7 @@ def add_prune_args(parser):
 def add_unlearn_args(parser):
     group = parser.add_argument_group("unlearn")
     group.add_argument("--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
-    group.add_argument(
-        "--unlearn", default="retrain", help="method: raw, retrain, FT, GA, fisher_new, wfisher, FT_prune, ..."
-    )
+    group.add_argument("--unlearn", default="retrain", help=unlearn_help())
     group.add_argument("--unlearn_lr", type=float, default=0.01, help="learning rate of iterative unlearning")
     group.add_argument("--unlearn_epochs", type=int, default=10, help="epochs of iterative unlearning")
     group.add_argument("--num_indexes_to_replace", type=_int_or_none, default=None, help="size of the forget set")
@@ -114,6 +112,14 @@ def add_unlearn_args(parser):
     group.add_argument("--alpha", type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
     group.add_argument("--no-l1-epochs", dest="no_l1_epochs", type=int, default=0, help="final epochs without l1")
     return group
+
+
+def unlearn_help() -> str:
+    """--unlearn's help: every registered method with its paper name and help line."""
+    import unlearn  # here, not at the top: the methods import this module
+
+    lines = [f"{m.name} ({m.paper_name}): {m.help}" if m.help else m.name for m in unlearn.listed()]
+    return "method (default retrain); " + "; ".join(lines)
 
 
 def add_attack_args(parser):

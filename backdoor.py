@@ -1,4 +1,4 @@
-"""Backdoor (Trojan) attack of SPEC §8: a square trigger, poisoned training data, and its success rate.
+"""Backdoor (Trojan) attack: a square trigger, poisoned training data, and its success rate.
 
 The trigger is a ``size``² square whose bottom-right corner sits 2 pixels in from the image's
 bottom-right corner (rows and columns [-2-size, -2)), set to one value in every channel. Images
@@ -23,10 +23,14 @@ def trigger_pixel(value: float) -> int:
     return round(255 * value)
 
 
-def check_trigger(size: int, value: float, image_shape) -> None:
-    """Refuse a trigger that does not fit the (C, H, W) images or a value outside [0, 1]."""
+def check_trigger_value(value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--trigger_value {value} is outside [0, 1]; 0 is black, 1 is white")
+
+
+def check_trigger(size: int, value: float, image_shape) -> None:
+    """Refuse a trigger that does not fit the (C, H, W) images or a value outside [0, 1]."""
+    check_trigger_value(value)
     limit = min(image_shape[-2:]) - TRIGGER_MARGIN
     if not 1 <= size <= limit:
         raise UsageError(
@@ -44,7 +48,7 @@ def add_trigger(images: torch.Tensor, size: int, value: float) -> torch.Tensor:
 
 
 def choose_poisoned(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Positions in D to poison: the random-forgetting draw of SPEC §2 (any class, RandomState(seed - 1))."""
+    """Positions in D to poison: the random-forgetting draw (any class, RandomState(seed - 1))."""
     return select_forget(labels, -1, count, seed)
 
 
@@ -63,7 +67,7 @@ def poison(data: Data, indices, size: int, value: float, target: int) -> Data:
 def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, target: int) -> dict:
     """ASR (%) of predictions on triggered images: over all of them, and over those whose true class is not ``target``.
 
-    The second is the usual definition; SPEC §8's ASR counts the whole test set. An empty set gives nan.
+    The second is the usual definition; the original code's ASR counts the whole test set. An empty set gives nan.
     """
     hit = predictions == target
     nontarget = true_labels != target

@@ -395,7 +395,7 @@ def stratified_subset(labels: np.ndarray, num_classes: int, size: int, seed: int
 
 
 def select_forget(labels: np.ndarray, class_to_replace: int = 0, num_indexes_to_replace=None, seed: int = 2):
-    """SPEC §2: candidates of class c (all of D for c = -1); n of them by RandomState(seed - 1)."""
+    """Candidates are the samples of class c in D (all of D for c = -1); n of them drawn by RandomState(seed - 1)."""
     if class_to_replace == -1:
         candidates = np.arange(len(labels))
     else:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import dataset
 import models
 from arg_parser import check_nonnegative, parse_milestones
 from trainer import Runtime
-from utils import UsageError, atomic_write_json, resolve_device, set_seed
+from utils import UsageError, resolve_device, set_seed
 
 
 def validate_common(args) -> None:
     """Checks that need no data: registry names, numbers, the LR schedule, the device."""
     if args.dataset not in dataset.DATASETS:
         raise UsageError(f"unknown --dataset '{args.dataset}'; choose from {', '.join(sorted(dataset.DATASETS))}")
-    if args.arch not in models.MODELS:
-        raise UsageError(f"unknown --arch '{args.arch}'; choose from {', '.join(sorted(models.MODELS))}")
+    models.check_arch(args.arch)
     check_nonnegative(
         args,
         [
@@ -32,7 +28,7 @@ def validate_common(args) -> None:
             "no_l1_epochs",
         ],
     )
-    if getattr(args, "batch_size", 1) < 1:
+    if args.batch_size < 1:
         raise UsageError(f"--batch_size {args.batch_size} must be at least 1")
     parse_milestones(args.decreasing_lr)
     resolve_device(args.device, args.gpu)
@@ -43,7 +39,7 @@ def make_runtime(args) -> Runtime:
         resolve_device(args.device, args.gpu),
         fast=not args.fp32,
         progress=not args.no_progress,
-        compile=getattr(args, "compile", False),
+        compile=args.compile,
     )
 
 
@@ -71,11 +67,3 @@ def model_meta(args, data) -> dict:
         "train_subset": data.train_subset,
         "imagenet_arch": args.imagenet_arch,
     }
-
-
-def save_args(args, save_dir, name="args.json") -> None:
-    atomic_write_json(vars(args), Path(save_dir) / name)
-
-
-def format_args(args) -> str:
-    return json.dumps(vars(args), sort_keys=True)

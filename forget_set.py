@@ -1,4 +1,4 @@
-"""Which training samples to forget: class-wise, random, or given indices (SPEC §2), checked early."""
+"""Which training samples to forget: class-wise, random, or given indices, checked early."""
 
 from __future__ import annotations
 

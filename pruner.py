@@ -48,12 +48,16 @@ PRUNERS = {
 }
 
 
+def check_rate(rate: float) -> None:
+    if not 0 <= rate < 1:
+        raise UsageError(f"--rate {rate} is outside [0, 1); give the fraction of weights to remove per round")
+
+
 def global_prune(model: nn.Module, rate: float, method: str = "l1", seed: int = 0) -> None:
     """Remove ``rate`` of the still-unpruned conv weights, ranked together across all layers."""
     if method not in PRUNERS:
         raise UsageError(f"unknown pruning method '{method}'; choose from {', '.join(PRUNERS)}")
-    if not 0 <= rate < 1:
-        raise UsageError(f"--rate {rate} is outside [0, 1); give the fraction of weights to remove")
+    check_rate(rate)
     parameters = [(module, "weight") for _, module in conv_modules(model)]
     generator = torch.Generator().manual_seed(seed)
     prune.global_unstructured(parameters, pruning_method=PRUNERS[method](generator), amount=rate)
@@ -164,8 +168,7 @@ def synflow_prune(model: nn.Module, rate: float, input_shape, iterations: int = 
     change, once, through ``torch.nn.utils.prune`` (combined with any mask it had). Returns the
     kept count after each round.
     """
-    if not 0 <= rate < 1:
-        raise UsageError(f"--rate {rate} is outside [0, 1); give the fraction of weights to remove")
+    check_rate(rate)
     if iterations < 1:
         raise UsageError(f"SynFlow needs at least one iteration, got {iterations}")
     convs = [module for _, module in conv_modules(model)]

@@ -1,132 +1,93 @@
-"""Train, prune and rewind in rounds (OMP / IMP, SPEC §4–§5); shared by main_imp.py and main_synflow.py.
+"""Training rounds: train, prune and rewind (OMP: 2 rounds, IMP: more); used by main_imp.py,
+main_synflow.py and main_backdoor.py.
 
-Files in ``save_dir`` (round k): ``{k}checkpoint.pth.tar`` (resumable state, rewritten after
-every epoch), ``{k}model_SA_best.pth.tar`` (best-validation weights with their masks: the mask
-file), ``epoch_{e}_rewind_weight.pt`` (dense weights to rewind to) and ``imp_results.json``.
+Round 0 trains the model as it is (dense, or SynFlow-pruned); every later round prunes the last
+epoch's weights by global magnitude, rewinds the survivors and trains again. The files it writes
+are described in run_files.py.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from pathlib import Path
 
 import torch
 
+import arg_parser
+import dataset
 import pruner
+import run_files
 from arg_parser import parse_milestones
+from experiment import build_model, make_runtime, validate_common
 from trainer import accuracy, make_optimizer, make_scheduler, train_epoch
-from utils import UsageError, atomic_torch_save, atomic_write_json, require_keys, require_state_dict, safe_load
+from utils import UsageError
 
-# Arguments that define the experiment: a resumed run must agree on all of them.
-EXPERIMENT_ARGS = (
-    "dataset",
-    "arch",
-    "imagenet_arch",
-    "split_seed",
-    "train_subset",
-    "seed",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "epochs",
-    "warmup",
-    "decreasing_lr",
-    "no_aug",
-    "batch_size",
-    "pruning_times",
-    "rate",
-    "prune_type",
-    "random_prune",
-    "rewind_epoch",
-    "rewind_pth",
-)
+PRUNE_TYPES = ("lt", "pt", "rewind_lt")
 
 
-def checkpoint_path(save_dir, k: int) -> Path:
-    return Path(save_dir) / f"{k}checkpoint.pth.tar"
+def validate(args) -> None:
+    """Checks of a training run that need no data (and, with --resume, that there is something to resume)."""
+    validate_common(args)
+    if args.prune_type not in PRUNE_TYPES:
+        raise UsageError(f"unknown --prune_type '{args.prune_type}'; choose from {', '.join(PRUNE_TYPES)}")
+    pruner.check_rate(args.rate)
+    if args.pruning_times < 1:
+        raise UsageError(f"--pruning_times {args.pruning_times} must be at least 1 (round 0 is the dense one)")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: each round must train at least 1 epoch to have a best checkpoint")
+    if args.rewind_epoch > args.epochs:
+        raise UsageError(f"--rewind_epoch {args.rewind_epoch} is after the last epoch ({args.epochs}); lower it")
+    if args.resume:
+        run_files.find_resume_checkpoint(args)
 
 
-def find_resume_checkpoint(args) -> Path:
-    """``--checkpoint`` if given, else the latest round's ``{k}checkpoint.pth.tar`` in ``--save_dir``."""
-    if args.checkpoint:
-        path = Path(args.checkpoint)
-        if not path.is_file():
-            raise UsageError(f"--checkpoint '{path}' does not exist; give a {{k}}checkpoint.pth.tar file")
-        return path
-    found = [p for p in Path(args.save_dir).glob("*checkpoint.pth.tar") if p.name.split("c")[0].isdigit()]
-    found.sort(key=lambda p: int(p.name.split("c")[0]))  # other scripts' {method}checkpoint files are skipped
-    if not found:
-        raise UsageError(
-            f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume"
-        )
-    return found[-1]
-
-
-def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS) -> None:
-    if not isinstance(saved, dict):
-        raise UsageError("--resume: the saved run's 'args' is not a dict; it was not written by these scripts")
-    for name in names:
-        old, new = saved.get(name), getattr(args, name, None)
-        if old != new:
-            raise UsageError(
-                f"--resume: the saved run has {name}={old!r} but this command gives {new!r}; "
-                f"use the same arguments or another --save_dir"
-            )
-
-
-RESUME_KEYS = (
-    "args",
-    "state_dict",
-    "optimizer",
-    "scheduler",
-    "has_rewind_state",
-    "rounds",
-    "round",
-    "epoch",
-    "best_val",
-    "best_epoch",
-    "best_test",
-    "epoch_log",
-)
-
-
-def load_resume(args, model) -> dict:
-    """Read and check everything a resumed run needs, before anything is written; loads its weights into ``model``.
-
-    Returns the checkpoint with ``init_state`` and ``rewind_state`` (the dense weights to rewind to) added.
-    """
-    path = find_resume_checkpoint(args)
-    saved = safe_load(path, "resume checkpoint")
-    require_keys(saved, RESUME_KEYS, path, "resume checkpoint")
-    check_same_experiment(saved["args"], args)
-    pruner.load_pruned_state(model, saved["state_dict"])
-    save_dir = Path(args.save_dir)
-    saved["init_state"] = safe_load(save_dir / "epoch_0_rewind_weight.pt", "initial weights")
-    rewind_file = save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt"
-    saved["rewind_state"] = safe_load(rewind_file, "rewind weights") if saved["has_rewind_state"] else None
-    return saved
-
-
-def load_rewind_file(path, model=None) -> dict:
-    """The dense weights of a --rewind_pth file; with ``model``, refuse (naming the tensor) one that does not fit."""
-    state = pruner.dense_state(require_state_dict(safe_load(path, "--rewind_pth file"), path, "--rewind_pth file"))
-    if model is not None:
-        pruner.load_pruned_state(copy.deepcopy(model), state)
-    return state
-
-
-def _rewind_target(args, save_dir: Path, init_state: dict, rewind_state):
-    """Dense weights the surviving weights go back to after a prune."""
+def training_model(args, data, runtime):
+    """(model, resume state) of a training run: the --rewind_pth and resume files are read and checked now,
+    not after a round of training, and nothing is written."""
+    model = runtime.prepare(build_model(args, data, seed=args.seed))
     if args.rewind_pth:
-        return load_rewind_file(args.rewind_pth)
-    if args.prune_type == "pt":
-        best = safe_load(save_dir / "0model_SA_best.pth.tar", "dense best checkpoint")
-        return pruner.dense_state(best["state_dict"])
-    if args.prune_type == "rewind_lt" and args.rewind_epoch > 0:
-        return rewind_state
-    return init_state
+        run_files.load_rewind_file(args.rewind_pth, model)
+    resume = run_files.load_round_checkpoint(args, model) if args.resume else None
+    return model, resume
+
+
+def set_up(args, pruning: str | None = None):
+    """(runtime, data, model, resume state) of a training run; every file is read and checked, none written.
+
+    ``pruning``: how round 0 was pruned ("synflow"; None: it is dense); a --resume of a dense run's
+    folder by main_synflow.py is refused.
+    """
+    runtime = make_runtime(args)
+    data = dataset.load_data(args, runtime.device)
+    model, resume = training_model(args, data, runtime)
+    if pruning is not None and resume is not None and resume.get("pruning") != pruning:
+        raise UsageError(
+            f"--resume: '{args.save_dir}' holds a run of main_imp.py, not of main_{pruning}.py; drop --resume"
+        )
+    return runtime, data, model, resume
+
+
+def open_save_dir(args) -> Path:
+    """Refuse to overwrite another run, create --save_dir and write args.json there."""
+    arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)
+    save_dir = arg_parser.check_save_dir(args.save_dir)
+    run_files.save_args(args, save_dir)
+    return save_dir
+
+
+def describe_data(data, args, runtime) -> str:
+    return (
+        f"{data.name}: {len(data.train_labels)} train / {len(data.val_labels)} val / {len(data.test_labels)} test, "
+        f"{args.arch} on {runtime.device}"
+    )
+
+
+def describe_round(result: dict, test: str = "test") -> str:
+    return (
+        f"round {result['round']}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "
+        f"best val {result['best_val_acc']:.2f}%  {test} {result['test_acc']:.2f}%"
+    )
 
 
 class RoundState:
@@ -136,86 +97,96 @@ class RoundState:
         self.k, self.epoch, self.best_val, self.best_epoch, self.best_test = k, epoch, best_val, best_epoch, best_test
         self.log = log or []
 
-    def as_dict(self):
-        return {
-            "round": self.k,
-            "epoch": self.epoch,
-            "best_val": self.best_val,
-            "best_epoch": self.best_epoch,
-            "best_test": self.best_test,
-            "epoch_log": self.log,
-        }
-
 
 def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
     """Run (or resume) every round; returns the per-round results written to imp_results.json.
 
-    ``resume``: what ``load_resume(args, model)`` returned for a --resume run (None: start afresh).
+    ``resume``: what ``run_files.load_round_checkpoint(args, model)`` returned for a --resume run
+    (None: start afresh). ``meta`` goes into every checkpoint (the set-up, the pruning kind).
     """
-    save_dir = Path(args.save_dir)
-    milestones = parse_milestones(args.decreasing_lr)
-    meta = dict(meta or {})
-    if resume is not None:
-        saved = resume
-        init_state, rewind_state = saved["init_state"], saved["rewind_state"]
-        rounds = saved["rounds"]
-        position = RoundState(
-            saved["round"],
-            saved["epoch"],
-            saved["best_val"],
-            saved["best_epoch"],
-            saved["best_test"],
-            saved["epoch_log"],
-        )
-        # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
-        opt_state, sched_state = (saved["optimizer"], saved["scheduler"]) if position.epoch else (None, None)
-        log(f"resuming round {position.k} at epoch {position.epoch}")
-    else:
-        init_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
-        atomic_torch_save(init_state, save_dir / "epoch_0_rewind_weight.pt")
-        rewind_state, rounds, position, opt_state, sched_state = None, [], RoundState(0), None, None
-
-    def save_checkpoint(optimizer, scheduler):
-        atomic_torch_save(
-            {
-                "args": vars(args),
-                "state_dict": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "has_rewind_state": rewind_state is not None,
-                "rounds": rounds,
-                **{k: v for k, v in position.as_dict().items() if k != "epoch_log"},
-                "epoch_log": position.log,
-                **meta,
-            },
-            checkpoint_path(save_dir, position.k),
-        )
-
-    while position.k < args.pruning_times:
-        k = position.k
-        optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
-        scheduler = make_scheduler(optimizer, milestones)
-        if k > 0 and args.prune_type == "rewind_lt":
-            with warnings.catch_warnings():  # stepping before any optimiser step is the point here
-                warnings.simplefilter("ignore", UserWarning)
-                for _ in range(args.rewind_epoch):  # the rewound weights continue the schedule where they were saved
-                    scheduler.step()
-        if opt_state is not None:
-            optimizer.load_state_dict(opt_state)
-            scheduler.load_state_dict(sched_state)
-            opt_state = sched_state = None
+    rounds = Rounds(args, model, dict(meta or {}))
+    optimizer_state = rounds.resume(resume, log) if resume is not None else rounds.start()
+    while rounds.position.k < args.pruning_times:
+        k = rounds.position.k
+        optimizer, scheduler = round_optimizer(args, model, k, optimizer_state)
+        optimizer_state = None
         ratio = pruner.remaining_weight_ratio(model)
         log(f"round {k}/{args.pruning_times - 1}: {100 * ratio:.2f}% of conv weights remain")
-        batches = data.train_batches(batch_size=args.batch_size, augment=not args.no_aug, seed=args.seed + 7919 * k)
-        for epoch in range(position.epoch, args.epochs):
-            batches.set_epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"]
-            stats = train_epoch(
-                model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup, desc=f"round {k} epoch {epoch}"
-            )
-            scheduler.step()
-            val_acc = accuracy(model, data.eval_batches("val"), runtime)
-            entry = {
+        train_round(rounds, data, runtime, optimizer, scheduler, ratio, log)
+        finish_round(rounds, ratio, log)
+        if k + 1 < args.pruning_times:
+            targets = rounds.init_state, rounds.rewind_state
+            _prune_and_rewind(args, model, rounds.save_dir, *targets, args.seed + k, runtime.memory_format)
+            rounds.save(optimizer, scheduler)  # the new round starts at epoch 0 with a fresh optimiser
+    return rounds.results
+
+
+class Rounds:
+    """The state that runs through the rounds: the rewind targets, finished rounds and the current position."""
+
+    def __init__(self, args, model, meta: dict):
+        self.args, self.model, self.meta = args, model, meta
+        self.save_dir = Path(args.save_dir)
+        self.init_state = self.rewind_state = None
+        self.results, self.position = [], RoundState(0)
+
+    def start(self):
+        """A fresh run: keep the initial weights (round 0's rewind target). No optimiser state to restore."""
+        self.init_state = copy.deepcopy(pruner.dense_state(self.model.state_dict()))
+        run_files.save_rewind_weights(self.init_state, self.save_dir, 0)
+        return None
+
+    def resume(self, saved: dict, log):
+        """Continue from a round checkpoint; returns its (optimiser, scheduler) states, or None at a round's start."""
+        self.init_state, self.rewind_state = saved["init_state"], saved["rewind_state"]
+        self.results = saved["rounds"]
+        fields = ("round", "epoch", "best_val", "best_epoch", "best_test", "epoch_log")
+        self.position = RoundState(*(saved[name] for name in fields))
+        log(f"resuming round {self.position.k} at epoch {self.position.epoch}")
+        # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
+        return (saved["optimizer"], saved["scheduler"]) if self.position.epoch else None
+
+    def save(self, optimizer, scheduler) -> None:
+        run_files.save_round_checkpoint(self.save_dir, self.model, optimizer, scheduler, self, self.args, self.meta)
+
+
+def round_optimizer(args, model, k: int, saved_state=None):
+    """Round k's SGD and LR schedule; a rewound round continues the schedule where its weights were saved."""
+    optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
+    scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
+    if k > 0 and args.prune_type == "rewind_lt":
+        with warnings.catch_warnings():  # stepping before any optimiser step is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(args.rewind_epoch):
+                scheduler.step()
+    if saved_state is not None:
+        optimizer.load_state_dict(saved_state[0])
+        scheduler.load_state_dict(saved_state[1])
+    return optimizer, scheduler
+
+
+def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: float, log) -> None:
+    """The remaining epochs of the current round, each followed by a checkpoint."""
+    args, model, position = rounds.args, rounds.model, rounds.position
+    k = position.k
+    batches = data.train_batches(batch_size=args.batch_size, augment=not args.no_aug, seed=args.seed + 7919 * k)
+    for epoch in range(position.epoch, args.epochs):
+        batches.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_epoch(
+            model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup, desc=f"round {k} epoch {epoch}"
+        )
+        scheduler.step()
+        val_acc = accuracy(model, data.eval_batches("val"), runtime)
+        if val_acc > position.best_val:
+            position.best_val, position.best_epoch = val_acc, epoch
+            position.best_test = accuracy(model, data.eval_batches("test"), runtime)
+            run_files.save_mask_file(rounds.save_dir, model, position, ratio, args, rounds.meta)
+        if k == 0 and epoch + 1 == args.rewind_epoch:
+            rounds.rewind_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
+            run_files.save_rewind_weights(rounds.rewind_state, rounds.save_dir, args.rewind_epoch)
+        position.log.append(
+            {
                 "epoch": epoch,
                 "lr": lr,
                 "train_loss": stats["loss"],
@@ -224,52 +195,45 @@ def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
                 "img_s": stats["img_s"],
                 "seconds": stats["seconds"],
             }
-            if val_acc > position.best_val:
-                position.best_val, position.best_epoch = val_acc, epoch
-                position.best_test = accuracy(model, data.eval_batches("test"), runtime)
-                atomic_torch_save(
-                    {
-                        "state_dict": model.state_dict(),
-                        "round": k,
-                        "epoch": epoch,
-                        "best_val": val_acc,
-                        "test_acc": position.best_test,
-                        "remaining_weight_ratio": ratio,
-                        "args": vars(args),
-                        **meta,
-                    },
-                    save_dir / f"{k}model_SA_best.pth.tar",
-                )
-            if k == 0 and epoch + 1 == args.rewind_epoch:
-                rewind_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
-                atomic_torch_save(rewind_state, save_dir / f"epoch_{args.rewind_epoch}_rewind_weight.pt")
-            position.log.append(entry)
-            position.epoch = epoch + 1
-            log(
-                f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
-                f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
-            )
-            save_checkpoint(optimizer, scheduler)
-        rounds.append(
-            {
-                "round": k,
-                "remaining_weight_ratio": ratio,
-                "best_val_acc": position.best_val,
-                "best_epoch": position.best_epoch,
-                "test_acc": position.best_test,
-                "epochs": position.log,
-            }
         )
+        position.epoch = epoch + 1
         log(
-            f"round {k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
-            f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
+            f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
+            f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
-        write_results(args, rounds, save_dir)
-        position = RoundState(k + 1)
-        if k + 1 < args.pruning_times:
-            _prune_and_rewind(args, model, save_dir, init_state, rewind_state, args.seed + k, runtime.memory_format)
-            save_checkpoint(optimizer, scheduler)  # the new round starts at epoch 0 with a fresh optimiser
-    return rounds
+        rounds.save(optimizer, scheduler)
+
+
+def finish_round(rounds: Rounds, ratio: float, log) -> None:
+    """Record the round's result, write imp_results.json and move to the next round."""
+    position = rounds.position
+    rounds.results.append(
+        {
+            "round": position.k,
+            "remaining_weight_ratio": ratio,
+            "best_val_acc": position.best_val,
+            "best_epoch": position.best_epoch,
+            "test_acc": position.best_test,
+            "epochs": position.log,
+        }
+    )
+    log(
+        f"round {position.k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
+        f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
+    )
+    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir)
+    rounds.position = RoundState(position.k + 1)
+
+
+def _rewind_target(args, save_dir: Path, init_state: dict, rewind_state):
+    """Dense weights the surviving weights go back to after a prune."""
+    if args.rewind_pth:
+        return run_files.load_rewind_file(args.rewind_pth)
+    if args.prune_type == "pt":
+        return run_files.load_dense_best(save_dir)
+    if args.prune_type == "rewind_lt" and args.rewind_epoch > 0:
+        return rewind_state
+    return init_state
 
 
 def _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed, memory_format=torch.contiguous_format):
@@ -291,15 +255,3 @@ def _prune_and_rewind(args, model, save_dir, init_state, rewind_state, seed, mem
 
 def model_device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def write_results(args, rounds, save_dir: Path) -> None:
-    atomic_write_json(
-        {
-            "rounds": rounds,
-            "train_subset": args.train_subset,
-            "args": vars(args),
-            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
-        },
-        save_dir / "imp_results.json",
-    )

@@ -33,20 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+import unlearn
 from utils import UsageError, atomic_write_text, run_cli
 
-METHOD_NAMES = {
-    "raw": "Original",
-    "retrain": "Retrain",
-    "FT": "FT",
-    "GA": "GA",
-    "fisher_new": "FF",
-    "wfisher": "IU",
-    "FT_prune": "ℓ1-sparse",
-    "FT_l1": "FT_l1",
-    "GA_l1": "GA_l1",
-}
-METHOD_ORDER = ("retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune")
+# Paper names and the paper's table order come from the registry; a result file of a method that is
+# no longer registered keeps its --unlearn name and sorts after the others.
+METHOD_NAMES = {method.name: method.paper_name for method in unlearn.listed()}
+METHOD_ORDER = tuple(method.name for method in unlearn.listed() if method.in_tables)
 # (short name used in rows/CSV, key in *_eval.json, column title)
 METRICS = (("UA", "UA", "UA"), ("MIA", "MIA_efficacy", "MIA-Efficacy"), ("RA", "RA", "RA"), ("TA", "TA", "TA"))
 BACKDOOR_METRICS = ("SA_before", "ASR_before", "SA_after", "ASR_after", "ASR_nontarget_before", "ASR_nontarget_after")

@@ -77,6 +77,11 @@ def describe_os_error(err: OSError) -> str:
     return f"cannot write or read {where}: {reason}; {advice}, then rerun the same command (add --resume to continue)"
 
 
+def log(line: str) -> None:
+    """The scripts' progress lines: printed at once, so a log file or a pipe shows them while the run goes on."""
+    print(line, flush=True)
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

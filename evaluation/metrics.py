@@ -1,4 +1,4 @@
-"""Accuracy on D_r / D_f / validation / test and the MIA scores of an unlearned model (SPEC §7).
+"""Accuracy on D_r / D_f / validation / test and the MIA scores of an unlearned model (docs/methods.md).
 
 All subsets are seen with the test transform. Probabilities are computed once per subset and
 shared by the accuracies and the attack.
@@ -27,7 +27,7 @@ def _accuracy(probs_labels) -> float:
 
 
 def test_indices(data, forgotten_class):
-    """Test set positions; without the forgotten class when a whole class is forgotten (SPEC §2)."""
+    """Test set positions; without the forgotten class when a whole class is forgotten, as the original does."""
     labels = data.test_labels.cpu().numpy()
     if forgotten_class is None:
         return np.arange(len(labels))
@@ -35,7 +35,7 @@ def test_indices(data, forgotten_class):
 
 
 def evaluate(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, done=None, log=print):
-    """All metrics of SPEC §7 except RTE; ``done`` holds metrics already computed (reused on resume)."""
+    """UA, RA, TA and the MIA scores (all but RTE); ``done`` holds metrics already computed (reused on resume)."""
     results = dict(done or {})
     sets = {
         "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),

@@ -1,4 +1,4 @@
-"""SVC membership-inference attack on softmax outputs (SPEC §7), on numpy arrays only.
+"""SVC membership-inference attack on softmax outputs, on numpy arrays only.
 
 A classifier ``SVC(C=3, gamma="auto", kernel="rbf")`` learns members (1) vs non-members (0)
 from one feature family of shadow sets, then labels target samples. MIA-Efficacy is the share

@@ -15,6 +15,8 @@ def register_model(name: str, imagenet_arch: bool = False):
     """Register ``builder(num_classes, in_channels[, imagenet_arch])`` under ``name``."""
 
     def add(builder):
+        if name in MODELS:
+            raise ValueError(f"--arch '{name}' is registered twice; give the new model another name")
         MODELS[name] = builder
         if imagenet_arch:
             IMAGENET_ARCH.add(name)
@@ -39,12 +41,16 @@ class Classifier(nn.Module):
         return self.net(self.normalize(x))
 
 
+def check_arch(name: str) -> None:
+    if name not in MODELS:
+        raise UsageError(f"unknown --arch '{name}'; choose from {', '.join(sorted(MODELS))}")
+
+
 def build_model(
     name: str, num_classes: int, in_channels: int = 3, mean=None, std=None, imagenet_arch: bool = False
 ) -> Classifier:
     """Build ``name`` for inputs in [0, 1]; ``mean``/``std`` default to 0.5 per channel (maps to [-1, 1])."""
-    if name not in MODELS:
-        raise UsageError(f"unknown --arch '{name}'; choose from {', '.join(sorted(MODELS))}")
+    check_arch(name)
     if num_classes < 1 or in_channels < 1:
         raise UsageError(f"--arch {name} needs num_classes >= 1 and in_channels >= 1; got {num_classes}, {in_channels}")
     if imagenet_arch and name not in IMAGENET_ARCH:

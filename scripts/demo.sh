@@ -15,6 +15,12 @@ COMMON=(--dataset digits --arch "$ARCH" --no-progress)
 # resume (or reuse) what an earlier, interrupted or finished demo left in $OUT
 resume_if() { compgen -G "$1" > /dev/null && echo --resume || true; }
 
+# Each method's demo arguments live in its registry entry (unlearn/*.py, demo_args).
+TABLE=$("$PY" scripts/method_args.py demo)
+METHODS=()
+declare -A METHOD_ARGS=()
+while read -r method arguments; do METHODS+=("$method"); METHOD_ARGS[$method]=$arguments; done <<< "$TABLE"
+
 mkdir -p "$OUT"
 # shellcheck disable=SC2046
 "$PY" -u main_imp.py "${COMMON[@]}" --epochs 30 --lr 0.05 --decreasing_lr 20,25 --batch_size 128 \
@@ -22,14 +28,6 @@ mkdir -p "$OUT"
     $(resume_if "$OUT/omp/[0-9]checkpoint.pth.tar") > "$OUT.prune.log" 2>&1 || { cat "$OUT.prune.log"; exit 1; }
 grep -E "^round [0-9]+:" "$OUT.prune.log"
 
-declare -A METHOD_ARGS=(
-    [retrain]="--unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25"
-    [FT]="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32"
-    [GA]="--unlearn_epochs 5 --unlearn_lr 0.0001 --batch_size 32"
-    [fisher_new]="--alpha 1e-7 --no-aug"
-    [wfisher]="--alpha 1 --no-aug"
-    [FT_prune]="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3"
-)
 declare -A SCENARIO_ARGS=(
     [class]="--class_to_replace 0"
     [random]="--class_to_replace -1 --num_indexes_to_replace 129"
@@ -37,7 +35,7 @@ declare -A SCENARIO_ARGS=(
 for seed in ${SEEDS//,/ }; do
   for model in dense:0 sparse:1; do
     for scenario in class random; do
-      for method in retrain FT GA fisher_new wfisher FT_prune; do
+      for method in "${METHODS[@]}"; do
         dir="$OUT/unlearn/${model%%:*}/$scenario/$method/seed$seed"
         [ -f "$dir/${method}_eval.json" ] && continue
         mkdir -p "$dir"

@@ -19,14 +19,10 @@ for --stage all the unlearn array waits for the prune array (--dependency=aftero
 --dry-run prints the plan (pending commands, finished ones as comments: the output is a shell script)
 or, with --slurm, writes the two files and prints them and the sbatch call without submitting.
 
-Method arguments (the original README; --extra-unlearn-args is appended last, so it overrides them):
-  retrain     --unlearn_epochs 160 --unlearn_lr 0.1
-  FT          --unlearn_lr 0.01 --unlearn_epochs 10
-  GA          --unlearn_lr 0.0001 --unlearn_epochs 5
-  fisher_new  --alpha {--alpha-ff}                 (FF; the paper does not give alpha: tune it)
-  wfisher     --alpha {--alpha-iu}                 (IU; SalUn searched alpha in [1, 20])
-  FT_prune    --alpha {--alpha-l1} --unlearn_lr 0.01 --unlearn_epochs 10   (l1-sparse MU)
-  FT_l1, GA_l1, raw: see METHOD_ARGS; any other method via --method-args 'NAME=ARGS'.
+Method arguments come from each method's registry entry (unlearn/*.py, sweep_args: the original
+README's values), with {alpha_ff}, {alpha_iu} and {alpha_l1} filled from --alpha-ff, --alpha-iu and
+--alpha-l1; --extra-unlearn-args is appended last, so it overrides them; --method-args 'NAME=ARGS'
+replaces a method's arguments or gives those of a method without sweep_args. They are listed below.
 Scenario arguments: class: --class_to_replace {--forget-class} (the whole class);
 random: --class_to_replace -1 --num_indexes_to_replace {--random-count} (10% of D by default).
 
@@ -51,21 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import unlearn  # noqa: E402  (the method registry: each method's sweep arguments)
 
 # 10% of D (the training set after the 10% validation split) for random forgetting.
 RANDOM_COUNT = {"cifar10": 4500, "cifar100": 4500, "svhn": 6593, "TinyImagenet": 9000, "digits": 129}
-
-METHOD_ARGS = {
-    "raw": lambda a: [],
-    "retrain": lambda a: ["--unlearn_epochs", "160", "--unlearn_lr", "0.1"],
-    "FT": lambda a: ["--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
-    "GA": lambda a: ["--unlearn_lr", "0.0001", "--unlearn_epochs", "5"],
-    "fisher_new": lambda a: ["--alpha", a.alpha_ff],
-    "wfisher": lambda a: ["--alpha", a.alpha_iu],
-    "FT_prune": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
-    "FT_l1": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.01", "--unlearn_epochs", "10"],
-    "GA_l1": lambda a: ["--alpha", a.alpha_l1, "--unlearn_lr", "0.0001", "--unlearn_epochs", "5"],
-}
 
 SCENARIO_ARGS = {
     "class": lambda a: ["--class_to_replace", str(a.forget_class)],
@@ -179,10 +166,21 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Ru
     return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask)
 
 
+def sweep_methods() -> list[str]:
+    """Methods whose registry entry gives sweep arguments, in listing order."""
+    return [method.name for method in unlearn.listed() if method.sweep_args is not None]
+
+
 def method_args(args, method: str) -> list[str]:
     if method in args.method_args:
         return shlex.split(args.method_args[method])
-    return METHOD_ARGS[method](args)
+    alphas = {"alpha_ff": args.alpha_ff, "alpha_iu": args.alpha_iu, "alpha_l1": args.alpha_l1}
+    return shlex.split(unlearn.METHODS[method].sweep_args.format(**alphas))
+
+
+def method_listing() -> str:
+    lines = [f"  {name:<11} {unlearn.METHODS[name].sweep_args or '(none)'}" for name in sweep_methods()]
+    return "\n\nMethod arguments (from the registry):\n" + "\n".join(lines)
 
 
 def plan(args) -> dict[str, list[Run]]:
@@ -337,7 +335,9 @@ def _float_text(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__ + method_listing(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
     p.add_argument(
         "--dataset", default="cifar10", help="passed as --dataset (cifar10, cifar100, svhn, TinyImagenet, digits)"
@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--methods",
         type=_list(str, "--methods"),
-        default=["retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune"],
-        help="--unlearn methods",
+        default=[method.name for method in unlearn.listed() if method.in_tables],
+        help="--unlearn methods (default: the six of the paper's tables)",
     )
     p.add_argument(
         "--scenarios",
@@ -425,10 +425,11 @@ def check_args(args) -> None:
     if any(not name or not sep for name, sep, _ in pairs):
         raise SweepError(f"--method-args takes NAME=ARGS, got {args.method_args}")
     args.method_args = {name: rest for name, _, rest in pairs}
-    unknown = [m for m in args.methods if m not in METHOD_ARGS and m not in args.method_args]
+    known = sweep_methods()
+    unknown = [m for m in args.methods if m not in known and m not in args.method_args]
     if unknown:
         raise SweepError(
-            f"unknown method {', '.join(unknown)}; choose from {', '.join(METHOD_ARGS)} "
+            f"unknown method {', '.join(unknown)}; choose from {', '.join(known)} "
             "or give its arguments with --method-args NAME=ARGS"
         )
     bad = [s for s in args.scenarios if s not in SCENARIO_ARGS]

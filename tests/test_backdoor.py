@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 import backdoor
+import backdoor_run
 import dataset
 import main_backdoor
 import pruner
@@ -197,7 +198,7 @@ def test_second_method_reuses_the_poisoned_model(first_run, monkeypatch, capsys)
     def no_training(*args, **kwargs):
         raise AssertionError("the poisoned model was trained again")
 
-    monkeypatch.setattr(main_backdoor, "run_imp", no_training)
+    monkeypatch.setattr(backdoor_run, "run_imp", no_training)
     raw = main_backdoor.main([*ARGS, "--unlearn", "raw", "--save_dir", str(out)])
     assert "reusing the poisoned model" in capsys.readouterr().out
     for key in ["SA", "ASR", "ASR_nontarget", "forget_acc"]:  # same θ_o, and raw leaves it as it is

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import experiment
 import main_forget
 import main_imp
 import pruner
+import run_files
 import unlearn
+import unlearning_run
 
 ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu"]
 FAST_ARGS = {
@@ -123,17 +126,17 @@ def test_retrain_starts_fresh_under_the_mask(checkpoint, tmp_path):
     import dataset
 
     data = dataset.load_data(args)
-    state_dict, _ = main_forget.load_mask_checkpoint(checkpoint, args)
-    runtime = main_forget.make_runtime(args)
-    fresh = main_forget.prepare_model(args, data, unlearn.get_method("retrain"), state_dict, runtime).state_dict()
-    loaded = main_forget.prepare_model(args, data, unlearn.get_method("FT"), state_dict, runtime).state_dict()
+    state_dict, _ = run_files.load_mask_file(checkpoint, args)
+    runtime = experiment.make_runtime(args)
+    fresh = unlearning_run.prepare_model(args, data, unlearn.get_method("retrain"), state_dict, runtime).state_dict()
+    loaded = unlearning_run.prepare_model(args, data, unlearn.get_method("FT"), state_dict, runtime).state_dict()
     for key in state_dict:
         if key.endswith("weight_mask"):
             assert torch.equal(fresh[key], state_dict[key])
         elif key.endswith("weight_orig"):
             assert torch.equal(loaded[key], state_dict[key]) and not torch.equal(fresh[key], state_dict[key])
     args.train_seed = 5
-    other = main_forget.prepare_model(args, data, unlearn.get_method("retrain"), state_dict, runtime).state_dict()
+    other = unlearning_run.prepare_model(args, data, unlearn.get_method("retrain"), state_dict, runtime).state_dict()
     assert not torch.equal(other["net.conv1.weight_orig"], fresh["net.conv1.weight_orig"])
 
 
@@ -150,13 +153,13 @@ def test_class_wise_forgetting_drops_class_from_test(checkpoint, tmp_path):
 
 
 def test_rte_excludes_evaluation(checkpoint, tmp_path, monkeypatch):
-    real = main_forget.evaluate
+    real = unlearning_run.evaluate
 
     def slow_evaluate(*args, **kwargs):
         time.sleep(3)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(main_forget, "evaluate", slow_evaluate)
+    monkeypatch.setattr(unlearning_run, "evaluate", slow_evaluate)
     started = time.perf_counter()
     saved = run(checkpoint, tmp_path, "raw")
     assert time.perf_counter() - started > 3

@@ -1,12 +1,17 @@
 """Unlearning methods, one module each, registered under the original ``--unlearn`` names.
 
 A method is ``fn(model, ctx) -> None``: it changes ``model`` in place, given an
-``UnlearnContext`` (data, forget/retain indices, args, runtime). Adding one: write the
-module, decorate its function with ``@register("name")``, import it below, document its flags.
+``UnlearnContext`` (data, forget/retain indices, args, runtime). Its registry entry is the one
+place that describes it: paper name, help line, where it is listed, and its default arguments
+for the demo (digits) and the sweep (the original README's CIFAR values). Adding a method:
+write a module in this folder with a function decorated by ``@register(...)``; every module
+here is imported below, so nothing else needs to change (see docs/design.md).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,14 +24,25 @@ class Method:
     fn: Callable
     paper_name: str
     loads_weights: bool = True  # retrain starts from a fresh initialisation under the same mask
+    help: str = ""  # one line for --unlearn's help
+    rank: int = 100  # listing order: Original, then the paper's table order, then the variants
+    in_tables: bool = False  # the paper's tables show it (report.py puts these first, in rank order)
+    demo_args: str | None = None  # flags for scripts/demo.py on digits (None: not in the demo)
+    # flags for scripts/sweep.py (None: give them with --method-args); {alpha_ff}, {alpha_iu} and
+    # {alpha_l1} are filled from the sweep's --alpha-ff / --alpha-iu / --alpha-l1
+    sweep_args: str | None = None
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, paper_name: str | None = None, loads_weights: bool = True):
+def register(name: str, paper_name: str | None = None, **facts):
+    """Decorator: register ``fn`` under ``name``; ``facts`` are the other ``Method`` fields."""
+
     def add(fn):
-        METHODS[name] = Method(name, fn, paper_name or name, loads_weights)
+        if name in METHODS:
+            raise ValueError(f"--unlearn '{name}' is registered twice; give the new method another name")
+        METHODS[name] = Method(name, fn, paper_name or name, **facts)
         return fn
 
     return add
@@ -38,4 +54,14 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-from unlearn import fisher, ft, ga, raw, retrain, sparse, wfisher  # noqa: E402,F401  (registration)
+def listed() -> list[Method]:
+    """Every method in listing order (rank, then name)."""
+    return sorted(METHODS.values(), key=lambda method: (method.rank, method.name))
+
+
+def _import_all() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_all()

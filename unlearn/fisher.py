@@ -1,6 +1,6 @@
 """FF (Fisher forgetting, ``fisher_new``): perturb θ_o with Gaussian noise shaped by a diagonal Fisher on D_r.
 
-SPEC §6. Over D_r in batches of 32 (no shuffling, eval mode), for every class y:
+As the original code computes it: over D_r in batches of 32 (no shuffling, eval mode), for every class y:
 acc += mean_batch(p_y) · (∇ CE(batch, y))², then acc /= #batches. Per parameter:
 var = min(1/(acc + 1e-8), 1e3) (1e2 for head tensors, whose first dim is the number of classes);
 var *= α; var ← mean of var over dim 1 for ≥2-D tensors; μ = θ_o; when a whole class c is
@@ -101,7 +101,7 @@ def fisher_accumulator(model, batches, num_classes: int, runtime=None, chunk_siz
 
 
 def fisher_mean_var(params: dict, acc: dict, num_classes: int, alpha: float, forgotten_class: int | None) -> dict:
-    """{name: (μ, var)} of FF's Gaussian, rule by rule as in SPEC §6."""
+    """{name: (μ, var)} of FF's Gaussian, rule by rule as in the module docstring."""
     out = {}
     for name, theta in params.items():
         is_head = theta.ndim > 0 and theta.shape[0] == num_classes
@@ -132,14 +132,22 @@ def fisher_perturbation(
     return out
 
 
-@register("fisher_new", paper_name="FF")
+@register(
+    "fisher_new",
+    paper_name="FF",
+    help="Fisher forgetting: noise scaled by the inverse Fisher diagonal of D_r (--alpha scales it)",
+    rank=4,
+    in_tables=True,
+    demo_args="--alpha 1e-7 --no-aug",
+    sweep_args="--alpha {alpha_ff}",  # the paper does not give alpha: tune it
+)
 def unlearn(model, ctx) -> None:
     num_classes = ctx.data.num_classes
     batches = ctx.batches("retain", batch_size=FISHER_BATCH_SIZE, shuffle=False)
     start = time.perf_counter()
     # Both give the same accumulator. The vmapped backward wins on a GPU, where C small backward
     # passes are launch-bound; on a CPU the work is C full backward passes either way and the
-    # plain loop is faster (1.5-2x on resnet20s, see the README's performance section).
+    # plain loop is faster (1.5-2x on resnet20s, see docs/performance.md).
     on_gpu = next(model.parameters()).device.type == "cuda"
     accumulate = fisher_accumulator if on_gpu else fisher_accumulator_loop
     acc = accumulate(model, batches, num_classes, ctx.runtime)

@@ -5,6 +5,14 @@ from unlearn import register
 from unlearn.loop import iterate
 
 
-@register("FT", paper_name="FT")
+@register(
+    "FT",
+    paper_name="FT",
+    help="fine-tune on D_r",
+    rank=2,
+    in_tables=True,
+    demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32",
+    sweep_args="--unlearn_lr 0.01 --unlearn_epochs 10",
+)
 def unlearn(model, ctx) -> None:
     iterate(model, ctx, "retain", lambda epoch: cross_entropy, "FT")

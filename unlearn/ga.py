@@ -10,6 +10,14 @@ def negative_cross_entropy(model, images, labels):
     return -loss, logits
 
 
-@register("GA", paper_name="GA")
+@register(
+    "GA",
+    paper_name="GA",
+    help="gradient ascent on D_f",
+    rank=3,
+    in_tables=True,
+    demo_args="--unlearn_epochs 5 --unlearn_lr 0.0001 --batch_size 32",
+    sweep_args="--unlearn_lr 0.0001 --unlearn_epochs 5",
+)
 def unlearn(model, ctx) -> None:
     iterate(model, ctx, "forget", lambda epoch: negative_cross_entropy, "GA")

@@ -8,6 +8,15 @@ from unlearn import register
 from unlearn.loop import iterate
 
 
-@register("retrain", paper_name="Retrain", loads_weights=False)
+@register(
+    "retrain",
+    paper_name="Retrain",
+    loads_weights=False,
+    help="train from scratch on D_r under the checkpoint's mask (exact unlearning, the reference)",
+    rank=1,
+    in_tables=True,
+    demo_args="--unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25",
+    sweep_args="--unlearn_epochs 160 --unlearn_lr 0.1",
+)
 def unlearn(model, ctx) -> None:
     iterate(model, ctx, "retain", lambda epoch: cross_entropy, "retrain")

@@ -46,12 +46,26 @@ def _ft_l1(model, ctx, name):
     iterate(model, ctx, "retain", lambda epoch: with_l1(cross_entropy, coefficients[epoch]), name)
 
 
-@register("FT_l1", paper_name="FT_l1")
+@register(
+    "FT_l1",
+    paper_name="FT_l1",
+    help="FT with the decaying l1 penalty of FT_prune, without its sparsity report",
+    rank=7,
+    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+)
 def ft_l1(model, ctx) -> None:
     _ft_l1(model, ctx, "FT_l1")
 
 
-@register("FT_prune", paper_name="ℓ1-sparse")
+@register(
+    "FT_prune",
+    paper_name="ℓ1-sparse",
+    help="l1-sparse MU: FT with an l1 penalty decaying linearly to 0 (--alpha; --no-l1-epochs)",
+    rank=6,
+    in_tables=True,
+    demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
+    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+)
 def ft_prune(model, ctx) -> None:
     _ft_l1(model, ctx, "FT_prune")
     pruner.refresh_weights(model)
@@ -63,6 +77,12 @@ def ft_prune(model, ctx) -> None:
     ctx.log(f"FT_prune: {100 * zero / total:.2f}% of conv weights are (near) zero after l1-sparse unlearning")
 
 
-@register("GA_l1", paper_name="GA_l1")
+@register(
+    "GA_l1",
+    paper_name="GA_l1",
+    help="GA with a constant l1 penalty (--alpha)",
+    rank=8,
+    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.0001 --unlearn_epochs 5",
+)
 def ga_l1(model, ctx) -> None:
     iterate(model, ctx, "forget", lambda epoch: with_l1(negative_cross_entropy, ctx.args.alpha), "GA_l1")

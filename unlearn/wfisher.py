@@ -1,6 +1,6 @@
 """IU (influence unlearning, ``wfisher``): one Newton-like step θ ← θ + α·H⁻¹v with a WoodFisher H⁻¹.
 
-SPEC §6, with F = |D_f|, R = |D_r| and per-sample loss gradients ∇ℓ (eval mode):
+As the original code computes it, with F = |D_f|, R = |D_r| and per-sample loss gradients ∇ℓ (eval mode):
 v = Σ_{D_f} ∇ℓ / (F + R) − Σ_{D_r} ∇ℓ · F / ((F + R)·R), flattened over ``model.parameters()``.
 H⁻¹v comes from the rank-one recursion over single samples of D_r in order, N = 1000:
 k = v, o = g_0; for each next g: t = o·g; k ← k − (k·g / (N + t))·o; o ← o − (t / (N + t))·o.
@@ -51,7 +51,7 @@ def summed_gradient(model, batches, runtime=None):
 
 
 def influence_direction(model, forget_batches, retain_batches, runtime=None) -> torch.Tensor:
-    """v = g_f − g_r with the 1/(F+R) and F/((F+R)·R) factors of SPEC §6."""
+    """v = g_f − g_r with the 1/(F+R) and F/((F+R)·R) factors of the original code."""
     model.eval()
     forget_sum, num_forget = summed_gradient(model, forget_batches, runtime)
     retain_sum, num_retain = summed_gradient(model, retain_batches, runtime)
@@ -159,7 +159,15 @@ def add_flat_(model, delta: torch.Tensor) -> None:
             offset += p.numel()
 
 
-@register("wfisher", paper_name="IU")
+@register(
+    "wfisher",
+    paper_name="IU",
+    help="influence unlearning: one WoodFisher step (--alpha is its size)",
+    rank=5,
+    in_tables=True,
+    demo_args="--alpha 1 --no-aug",
+    sweep_args="--alpha {alpha_iu}",
+)
 def unlearn(model, ctx) -> None:
     model.eval()
     start = time.perf_counter()

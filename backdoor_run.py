@@ -1,0 +1,167 @@
+"""One backdoor cleanse: poison D, get θ_o (a --mask file, a finished earlier training, or train it now),
+unlearn the poisoned samples, measure SA and ASR before and after, write the results.
+
+``run(args, log)`` is main_backdoor.py's whole job. The poisoned model is trained by
+pruning_rounds.py into ``{save_dir}/poisoned``; the unlearning step is unlearning_run.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import arg_parser
+import backdoor
+import dataset
+import pruner
+import pruning_rounds
+import run_files
+import unlearn
+from experiment import build_model, make_runtime, model_meta, validate_common
+from forget_set import ForgetSet
+from pruning_rounds import run_imp
+from trainer import accuracy
+from unlearn.context import UnlearnContext
+from unlearning_run import prepare_model, run_unlearning
+from utils import UsageError
+
+POISON_FOLDER = "poisoned"
+
+
+def training_args(args) -> argparse.Namespace:
+    """The arguments of the poisoned model's training run: the same, saved under {save_dir}/poisoned."""
+    return argparse.Namespace(**{**vars(args), "save_dir": str(Path(args.save_dir) / POISON_FOLDER)})
+
+
+def validate(args) -> None:
+    """Checks that need no data."""
+    if args.mask is None:
+        pruning_rounds.validate(training_args(args))
+    else:
+        validate_common(args)
+    unlearn.get_method(args.unlearn)
+    if args.indexes_to_replace is not None:
+        raise UsageError(
+            "--indexes_to_replace is not used here; give how many samples to poison with --num_indexes_to_replace"
+        )
+    if args.num_indexes_to_replace is None or args.num_indexes_to_replace <= 0:
+        raise UsageError(
+            f"--num_indexes_to_replace {args.num_indexes_to_replace}: give how many training samples to poison (> 0)"
+        )
+    backdoor.check_trigger_value(args.trigger_value)
+
+
+def check_poisoning(args, data) -> None:
+    """Checks that need the data: target class, number of poisoned samples, trigger size."""
+    if not 0 <= args.class_to_replace < data.num_classes:
+        raise UsageError(
+            f"--class_to_replace {args.class_to_replace} is not a class of {data.name}; "
+            f"give the target class, 0..{data.num_classes - 1}"
+        )
+    n_train = len(data.train_labels)
+    if args.num_indexes_to_replace >= n_train:
+        raise UsageError(
+            f"--num_indexes_to_replace {args.num_indexes_to_replace}: D has {n_train} training samples and at least "
+            f"one must stay clean; give at most {n_train - 1}"
+        )
+    backdoor.check_trigger(args.trigger_size, args.trigger_value, tuple(data.train_images.shape[1:]))
+
+
+def plan_poisoned_model(args, data, record, runtime, log):
+    """Where θ_o comes from, all checked before anything is written.
+
+    Returns (checkpoint path, loaded checkpoint or None, training or None); ``training`` is
+    (model, resume state) when the poisoned model must still be trained (or its training resumed).
+    """
+    if args.mask is not None:
+        _, checkpoint = run_files.load_mask_file(args.mask, args)
+        run_files.check_poison_record(checkpoint, record, args.mask, "give the matching flags or another --mask")
+        return Path(args.mask), checkpoint, None
+    train_args = training_args(args)
+    folder = Path(train_args.save_dir)
+    final = run_files.mask_file(folder, args.pruning_times - 1)
+    fix = f"use the same arguments or another --save_dir than '{args.save_dir}'"
+    saved_args = run_files.finished_training_args(folder)
+    if saved_args is not None:
+
+        def refusal(name, old, new):
+            return f"'{folder}' holds a poisoned model trained with {name}={old!r}, not {new!r}; {fix}"
+
+        run_files.check_same_experiment(saved_args, args, refusal=refusal)
+        if not final.is_file():
+            raise UsageError(f"'{folder}' records a finished training run but lacks {final.name}; {fix}")
+        _, checkpoint = run_files.load_mask_file(final, args)
+        run_files.check_poison_record(checkpoint, record, final, fix)
+        log(f"reusing the poisoned model {final} (trained earlier with the same arguments; no retraining)")
+        return final, checkpoint, None
+    model, resume = pruning_rounds.training_model(train_args, data, runtime)
+    if resume is not None:
+        run_files.check_poison_record(resume, record, folder, fix)
+    return final, None, (model, resume)
+
+
+def train_poisoned_model(args, data, record, model, resume, runtime, log) -> None:
+    train_args = training_args(args)
+    folder = arg_parser.check_save_dir(train_args.save_dir)
+    run_files.save_args(train_args, folder)
+    log(f"training the poisoned model into {folder} ({args.pruning_times} round(s), rate {args.rate})")
+    meta = {**model_meta(args, data), "backdoor": record}
+    for result in run_imp(train_args, data, model, runtime, log=log, meta=meta, resume=resume):
+        log(f"poisoned {pruning_rounds.describe_round(result, test='clean test')}")
+
+
+def measure(model, data, poisoned, args, runtime) -> dict:
+    """SA, ASR and ASR_nontarget on the (clean) test set, and the accuracy on D_f under its poisoned labels."""
+    metrics = backdoor.backdoor_metrics(
+        model, data, args.trigger_size, args.trigger_value, args.class_to_replace, runtime
+    )
+    return {**metrics, "forget_acc": accuracy(model, data.eval_batches("train", poisoned), runtime)}
+
+
+def poisoned_data(args, clean, log):
+    """(poisoned data, poisoned indices, poisoning record) of this run's --seed, trigger and target."""
+    poisoned = backdoor.choose_poisoned(clean.train_labels.cpu().numpy(), args.num_indexes_to_replace, args.seed)
+    data = backdoor.poison(clean, poisoned, args.trigger_size, args.trigger_value, args.class_to_replace)
+    log(
+        f"backdoor: {len(poisoned)} of {len(clean.train_labels)} training samples carry a "
+        f"{args.trigger_size}x{args.trigger_size} trigger of value {args.trigger_value} "
+        f"(pixel {backdoor.trigger_pixel(args.trigger_value)}) and the label {args.class_to_replace}"
+    )
+    return data, poisoned, run_files.poison_record(args, clean, poisoned)
+
+
+def run(args, log) -> dict:
+    """main_backdoor.py after parsing and ``validate``: returns the record written to ``{unlearn}_backdoor.json``."""
+    method = unlearn.get_method(args.unlearn)
+    runtime = make_runtime(args)
+    clean = dataset.load_data(args, runtime.device)
+    check_poisoning(args, clean)
+    data, poisoned, record = poisoned_data(args, clean, log)
+    path, checkpoint, training = plan_poisoned_model(args, data, record, runtime, log)
+    files = run_files.backdoor_files(args.save_dir, args.unlearn)
+    arg_parser.refuse_to_overwrite(args.save_dir, [files["results"].name, files["progress"].name], args.resume)
+    arg_parser.check_save_dir(args.save_dir)
+    if training is not None:
+        train_poisoned_model(args, data, record, *training, runtime, log)
+        _, checkpoint = run_files.load_mask_file(path, args)
+    state_dict = checkpoint["state_dict"]
+
+    original = build_model(args, data, seed=args.seed)
+    pruner.load_pruned_state(original, state_dict)
+    before = measure(runtime.prepare(original), data, poisoned, args, runtime)
+    model = prepare_model(args, data, method, state_dict, runtime)
+    log(
+        f"method: {args.unlearn} ({method.paper_name}) on {path}; "
+        f"{100 * pruner.remaining_weight_ratio(model):.2f}% of conv weights remain; {args.arch} on {runtime.device}"
+    )
+    forget = ForgetSet("backdoor", poisoned, np.setdiff1d(np.arange(len(clean.train_labels)), poisoned), None)
+    ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, None, log)
+    rte_min, stats = run_unlearning(model, method, ctx, files["progress"])
+    after = measure(model, data, poisoned, args, runtime)
+
+    results = run_files.backdoor_results(args, method, clean, path, model, poisoned, before, after, rte_min, stats)
+    run_files.save_backdoor_outputs(files, model, results, record, args, model_meta(args, clean))
+    files["progress"].unlink(missing_ok=True)  # superseded by the saved model
+    return results

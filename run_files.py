@@ -1,0 +1,476 @@
+"""Every file a run leaves in --save_dir: its name, what it holds, writing it and reading it back.
+
+Training rounds (main_imp.py, main_synflow.py, main_backdoor.py's ``poisoned/`` folder), round k:
+  {k}model_SA_best.pth.tar    the mask file: round k's best-validation weights with their masks
+  {k}checkpoint.pth.tar       round k's resumable state, rewritten after every epoch
+  epoch_{e}_rewind_weight.pt  dense weights to rewind to (e = 0: the initialisation)
+  imp_results.json, args.json the per-round results; the resolved arguments
+Unlearning (main_forget.py), for method M:
+  M_progress.pth.tar          state after each unlearning epoch; removed when the run is finished
+  Mcheckpoint.pth.tar         the finished run: weights, evaluation, RTE
+  M_eval.json                 the results
+Backdoor cleanse (main_backdoor.py): M_backdoor_progress.pth.tar, M_backdoor_model.pth.tar, M_backdoor.json.
+
+Torch files are plain dicts of tensors and plain data, read back with ``weights_only=True``; every
+write is atomic (a killed run leaves the old file or the new one). A resumed or reused run must
+agree with the saved one on the arguments that define it (``check_same_experiment``).
+See docs/design.md for the formats in full.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import pruner
+from utils import (
+    UsageError,
+    atomic_torch_save,
+    atomic_write_json,
+    require_keys,
+    require_state_dict,
+    safe_load,
+)
+
+# ----------------------------------------------------------------------------- the same-experiment check
+
+# Arguments that define a training run: a resumed or reused one must agree on all of them.
+EXPERIMENT_ARGS = (
+    "dataset",
+    "arch",
+    "imagenet_arch",
+    "split_seed",
+    "train_subset",
+    "seed",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "epochs",
+    "warmup",
+    "decreasing_lr",
+    "no_aug",
+    "batch_size",
+    "pruning_times",
+    "rate",
+    "prune_type",
+    "random_prune",
+    "rewind_epoch",
+    "rewind_pth",
+)
+
+# Arguments that define an unlearning run: a resumed run must agree on all of them.
+RUN_ARGS = (
+    "dataset",
+    "arch",
+    "mask",
+    "unlearn",
+    "unlearn_lr",
+    "unlearn_epochs",
+    "alpha",
+    "no_l1_epochs",
+    "seed",
+    "train_seed",
+    "split_seed",
+    "train_subset",
+    "batch_size",
+    "no_aug",
+    "decreasing_lr",
+    "warmup",
+    "momentum",
+    "weight_decay",
+)
+
+
+def _resume_refusal(name, old, new) -> str:
+    return (
+        f"--resume: the saved run has {name}={old!r} but this command gives {new!r}; "
+        f"use the same arguments or another --save_dir"
+    )
+
+
+def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS, refusal=_resume_refusal) -> None:
+    """Refuse when the saved arguments differ from ``args`` on one of ``names``; ``refusal`` words the error."""
+    if not isinstance(saved, dict):
+        raise UsageError("--resume: the saved run's 'args' is not a dict; it was not written by these scripts")
+    for name in names:
+        old, new = saved.get(name), getattr(args, name)
+        if old != new:
+            raise UsageError(refusal(name, old, new))
+
+
+# ----------------------------------------------------------------------------- training rounds
+
+TRAINING_RUN_FILES = ["[0-9]*checkpoint.pth.tar", "imp_results.json"]  # a started or finished training run
+
+ROUND_CHECKPOINT_KEYS = (
+    "args",
+    "state_dict",
+    "optimizer",
+    "scheduler",
+    "has_rewind_state",
+    "rounds",
+    "round",
+    "epoch",
+    "best_val",
+    "best_epoch",
+    "best_test",
+    "epoch_log",
+)
+
+
+def mask_file(save_dir, k: int) -> Path:
+    return Path(save_dir) / f"{k}model_SA_best.pth.tar"
+
+
+def round_checkpoint(save_dir, k: int) -> Path:
+    return Path(save_dir) / f"{k}checkpoint.pth.tar"
+
+
+def rewind_file(save_dir, epoch: int) -> Path:
+    return Path(save_dir) / f"epoch_{epoch}_rewind_weight.pt"
+
+
+def save_args(args, save_dir, name="args.json") -> None:
+    atomic_write_json(vars(args), Path(save_dir) / name)
+
+
+def save_mask_file(save_dir, model, position, ratio: float, args, meta: dict) -> None:
+    """Round ``position.k``'s best weights so far (with their masks): the file main_forget.py --mask takes."""
+    atomic_torch_save(
+        {
+            "state_dict": model.state_dict(),
+            "round": position.k,
+            "epoch": position.best_epoch,
+            "best_val": position.best_val,
+            "test_acc": position.best_test,
+            "remaining_weight_ratio": ratio,
+            "args": vars(args),
+            **meta,
+        },
+        mask_file(save_dir, position.k),
+    )
+
+
+def load_mask_file(path, args):
+    """A mask file as (state_dict, whole checkpoint); refuse one made for another --arch, --dataset or subset."""
+    checkpoint = safe_load(path, "--mask checkpoint")
+    state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
+    for key in ("arch", "dataset", "train_subset"):
+        saved = checkpoint.get(key)
+        if key in checkpoint and saved != getattr(args, key):
+            fix = f"pass --{key} {saved}" if saved is not None else f"drop --{key}"
+            raise UsageError(
+                f"--mask '{path}' was made with --{key} {saved}, not {getattr(args, key)}; "
+                f"{fix} or give another checkpoint"
+            )
+    return state_dict, checkpoint
+
+
+def save_round_checkpoint(save_dir, model, optimizer, scheduler, rounds, args, meta: dict) -> None:
+    """Everything a killed training run needs to continue bit for bit (``rounds``: a ``pruning_rounds.Rounds``)."""
+    position = rounds.position
+    atomic_torch_save(
+        {
+            "args": vars(args),
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "has_rewind_state": rounds.rewind_state is not None,
+            "rounds": rounds.results,
+            "round": position.k,
+            "epoch": position.epoch,
+            "best_val": position.best_val,
+            "best_epoch": position.best_epoch,
+            "best_test": position.best_test,
+            "epoch_log": position.log,
+            **meta,
+        },
+        round_checkpoint(save_dir, position.k),
+    )
+
+
+def find_resume_checkpoint(args) -> Path:
+    """``--checkpoint`` if given, else the latest round's ``{k}checkpoint.pth.tar`` in ``--save_dir``."""
+    if args.checkpoint:
+        path = Path(args.checkpoint)
+        if not path.is_file():
+            raise UsageError(f"--checkpoint '{path}' does not exist; give a {{k}}checkpoint.pth.tar file")
+        return path
+    found = [p for p in Path(args.save_dir).glob("*checkpoint.pth.tar") if p.name.split("c")[0].isdigit()]
+    found.sort(key=lambda p: int(p.name.split("c")[0]))  # other scripts' {method}checkpoint files are skipped
+    if not found:
+        raise UsageError(
+            f"--resume: nothing to resume in '{args.save_dir}' (no {{k}}checkpoint.pth.tar); drop --resume"
+        )
+    return found[-1]
+
+
+def load_round_checkpoint(args, model) -> dict:
+    """Read and check everything a resumed run needs, before anything is written; loads its weights into ``model``.
+
+    Returns the checkpoint with ``init_state`` and ``rewind_state`` (the dense weights to rewind to) added.
+    """
+    path = find_resume_checkpoint(args)
+    saved = safe_load(path, "resume checkpoint")
+    require_keys(saved, ROUND_CHECKPOINT_KEYS, path, "resume checkpoint")
+    check_same_experiment(saved["args"], args)
+    pruner.load_pruned_state(model, saved["state_dict"])
+    saved["init_state"] = safe_load(rewind_file(args.save_dir, 0), "initial weights")
+    rewind = rewind_file(args.save_dir, args.rewind_epoch)
+    saved["rewind_state"] = safe_load(rewind, "rewind weights") if saved["has_rewind_state"] else None
+    return saved
+
+
+def save_rewind_weights(state: dict, save_dir, epoch: int) -> None:
+    atomic_torch_save(state, rewind_file(save_dir, epoch))
+
+
+def load_rewind_file(path, model=None) -> dict:
+    """The dense weights of a --rewind_pth file; with ``model``, refuse (naming the tensor) one that does not fit."""
+    state = pruner.dense_state(require_state_dict(safe_load(path, "--rewind_pth file"), path, "--rewind_pth file"))
+    if model is not None:
+        pruner.load_pruned_state(copy.deepcopy(model), state)
+    return state
+
+
+def load_dense_best(save_dir) -> dict:
+    """Round 0's best weights, dense: what ``--prune_type pt`` rewinds to."""
+    best = safe_load(mask_file(save_dir, 0), "dense best checkpoint")
+    return pruner.dense_state(best["state_dict"])
+
+
+def write_round_results(args, rounds: list, save_dir) -> None:
+    atomic_write_json(
+        {
+            "rounds": rounds,
+            "train_subset": args.train_subset,
+            "args": vars(args),
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        Path(save_dir) / "imp_results.json",
+    )
+
+
+def finished_training_args(folder: Path):
+    """The arguments of the finished training run in ``folder`` (None when there is none)."""
+    path = Path(folder) / "imp_results.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        rounds, saved_args = saved["rounds"], saved["args"]
+        done = len(rounds) == saved_args["pruning_times"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise UsageError(
+            f"'{path}' is not a results file of a training run ({err}); remove it or use another --save_dir"
+        ) from None
+    return saved_args if done else None
+
+
+# ----------------------------------------------------------------------------- unlearning
+
+# What the finished checkpoint and the per-epoch progress file must hold to be resumed from.
+FINISHED_KEYS = ("args", "forget_indices", "state_dict", "stats", "evaluation", "RTE_min")
+PROGRESS_KEYS = (
+    "args",
+    "forget_indices",
+    "state_dict",
+    "stats",
+    "elapsed",
+    "epoch",
+    "optimizer",
+    "scheduler",
+    "history",
+)
+
+
+def unlearning_files(save_dir, method: str) -> dict[str, Path]:
+    """main_forget.py's files for ``method``: finished checkpoint, progress, results."""
+    save_dir = Path(save_dir)
+    return {
+        "checkpoint": save_dir / f"{method}checkpoint.pth.tar",
+        "progress": save_dir / f"{method}_progress.pth.tar",
+        "results": save_dir / f"{method}_eval.json",
+    }
+
+
+def backdoor_files(save_dir, method: str) -> dict[str, Path]:
+    """main_backdoor.py's files for ``method``: unlearned model, progress, results."""
+    save_dir = Path(save_dir)
+    return {
+        "model": save_dir / f"{method}_backdoor_model.pth.tar",
+        "progress": save_dir / f"{method}_backdoor_progress.pth.tar",
+        "results": save_dir / f"{method}_backdoor.json",
+    }
+
+
+def _check_same_run(saved, args, forget_indices, path, keys) -> None:
+    require_keys(saved, keys, path, "--resume file")
+    check_same_experiment(saved["args"], args, RUN_ARGS)
+    if not np.array_equal(np.asarray(saved["forget_indices"]), forget_indices):
+        raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")
+
+
+def save_progress(path, state: dict, model, elapsed: float, stats: dict, forget_indices, args) -> None:
+    """After an unlearning epoch: the loop's ``state`` (epoch, optimiser, scheduler, history) and the weights."""
+    atomic_torch_save(
+        {
+            **state,
+            "state_dict": model.state_dict(),
+            "elapsed": elapsed,
+            "stats": stats,
+            "forget_indices": forget_indices.tolist(),
+            "args": vars(args),
+        },
+        path,
+    )
+
+
+def load_progress(path, args, forget_indices) -> dict:
+    progress = safe_load(path, "unlearning progress")
+    _check_same_run(progress, args, forget_indices, path, PROGRESS_KEYS)
+    return progress
+
+
+def save_finished(path, model, evaluation: dict, rte_min: float, stats: dict, forget_indices, args, meta) -> None:
+    """The finished unlearning run; ``evaluation`` may be partial (filled in while it is measured)."""
+    atomic_torch_save(
+        {
+            "state_dict": model.state_dict(),
+            "evaluation": evaluation,
+            "RTE_min": rte_min,
+            "stats": stats,
+            "forget_indices": forget_indices.tolist(),
+            "args": vars(args),
+            **meta,
+        },
+        path,
+    )
+
+
+def load_finished(path, args, forget_indices) -> dict:
+    saved = safe_load(path, "unlearning checkpoint")
+    _check_same_run(saved, args, forget_indices, path, FINISHED_KEYS)
+    return saved
+
+
+def write_eval_results(path, args, method, data, forget, model, evaluation: dict, rte_min, stats) -> dict:
+    """``M_eval.json``: what report.py reads. Returns the record written."""
+    results = {
+        "method": args.unlearn,
+        "paper_name": method.paper_name,
+        "scenario": forget.scenario,
+        "class_to_replace": args.class_to_replace if forget.scenario != "indices" else None,
+        "whole_class": forget.forgotten_class is not None,
+        "num_forget": len(forget.forget_indices),
+        "forget_indices": forget.forget_indices.tolist(),
+        "remaining_weight_ratio": pruner.remaining_weight_ratio(model),
+        "seed": args.seed,
+        "train_seed": args.train_seed,
+        "split_seed": args.split_seed,
+        "train_subset": args.train_subset,
+        "dataset": data.name,
+        "arch": args.arch,
+        "UA": evaluation["UA"],
+        "RA": evaluation["RA"],
+        "TA": evaluation["TA"],
+        "MIA_efficacy": evaluation["MIA_efficacy"],
+        "RTE_min": rte_min,
+        "accuracy": evaluation["accuracy"],
+        "SVC_MIA_forget_efficacy": evaluation["SVC_MIA_forget_efficacy"],
+        "SVC_MIA_training_privacy": evaluation["SVC_MIA_training_privacy"],
+        "unlearn_stats": stats,
+        "command": " ".join(sys.argv),
+        "args": vars(args),
+    }
+    atomic_write_json(results, path)
+    return results
+
+
+# ----------------------------------------------------------------------------- backdoor cleanse
+
+POISON_RECORD_FLAGS = {
+    "target_class": "--class_to_replace",
+    "trigger_size": "--trigger_size",
+    "trigger_value": "--trigger_value",
+    "split_seed": "--split_seed",
+    "train_subset": "--train_subset",
+}
+
+
+def poison_record(args, data, poisoned: np.ndarray) -> dict:
+    """What a poisoned model was trained on, stored in its checkpoints and checked when it is reused."""
+    return {
+        "target_class": args.class_to_replace,
+        "trigger_size": args.trigger_size,
+        "trigger_value": args.trigger_value,
+        "split_seed": data.split_seed,
+        "train_subset": data.train_subset,
+        "poisoned_indices": poisoned.tolist(),
+    }
+
+
+def check_poison_record(checkpoint: dict, record: dict, path, fix: str) -> None:
+    """Refuse a checkpoint poisoned with another trigger, target or set of samples than ``record``."""
+    saved = checkpoint.get("backdoor")
+    if not isinstance(saved, dict):
+        raise UsageError(
+            f"'{path}' holds no backdoor record (it was not trained by main_backdoor.py); give a "
+            f"{{k}}model_SA_best.pth.tar from a main_backdoor.py run's poisoned/ folder, or drop --mask"
+        )
+    for key, flag in POISON_RECORD_FLAGS.items():
+        if saved.get(key) != record[key]:
+            raise UsageError(f"'{path}' was poisoned with {flag} {saved.get(key)}, not {record[key]}; {fix}")
+    if saved.get("poisoned_indices") != record["poisoned_indices"]:
+        raise UsageError(
+            f"'{path}' was poisoned at other training samples ({len(saved.get('poisoned_indices') or [])} of them); "
+            f"give the --num_indexes_to_replace and --seed it was made with, or {fix}"
+        )
+
+
+def backdoor_results(args, method, data, path, model, poisoned, before: dict, after: dict, rte_min, stats) -> dict:
+    """The record of ``M_backdoor.json`` (``before``/``after``: SA, ASR, ... of θ_o and θ_u)."""
+    return {
+        "method": args.unlearn,
+        "paper_name": method.paper_name,
+        "dataset": data.name,
+        "arch": args.arch,
+        "poisoned_model": str(path),
+        "remaining_weight_ratio": pruner.remaining_weight_ratio(model),
+        "num_poisoned": len(poisoned),
+        "target_class": args.class_to_replace,
+        "trigger_size": args.trigger_size,
+        "trigger_value": args.trigger_value,
+        **{f"{name}_before": value for name, value in before.items()},
+        **{f"{name}_after": value for name, value in after.items()},
+        "RTE_min": rte_min,
+        "seed": args.seed,
+        "train_seed": args.train_seed,
+        "split_seed": args.split_seed,
+        "train_subset": args.train_subset,
+        "poisoned_indices": poisoned.tolist(),
+        "unlearn_stats": stats,
+        "command": " ".join(sys.argv),
+        "written": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "args": vars(args),
+    }
+
+
+def save_backdoor_outputs(files: dict, model, results: dict, record: dict, args, meta: dict) -> None:
+    """The unlearned model (with the poisoning record, so it can serve as --mask too), then the JSON."""
+    atomic_torch_save(
+        {
+            "state_dict": model.state_dict(),
+            "results": {key: value for key, value in results.items() if key != "unlearn_stats"},
+            "args": vars(args),
+            **meta,
+            "backdoor": record,
+        },
+        files["model"],
+    )
+    atomic_write_json(results, files["results"])

@@ -1,0 +1,30 @@
+"""Print each method's demo or sweep arguments from its registry entry, one line per method:
+the ``--unlearn`` name, then its arguments. scripts/demo.sh reads the demo's methods this way.
+
+    python scripts/method_args.py demo     the demo's methods, in listing order
+    python scripts/method_args.py sweep    the sweep's (its --alpha-* placeholders unfilled)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import unlearn  # noqa: E402
+
+
+def main(argv) -> int:
+    if len(argv) != 1 or argv[0] not in ("demo", "sweep"):
+        print(f"usage: {Path(sys.argv[0]).name} demo|sweep", file=sys.stderr)
+        return 2
+    for method in unlearn.listed():
+        arguments = getattr(method, f"{argv[0]}_args")
+        if arguments is not None:
+            print(f"{method.name} {arguments}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""The method registry is the one description of a method; registries refuse duplicates; the layering holds."""
+
+import ast
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.nn as nn
+
+import main_forget
+import models
+import report
+import unlearn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_name_registered_twice_is_refused(monkeypatch):
+    monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
+    with pytest.raises(ValueError, match="'FT' is registered twice"):
+        unlearn.register("FT", help="again")(lambda model, ctx: None)
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    with pytest.raises(ValueError, match="'resnet18' is registered twice"):
+        models.register_model("resnet18")(lambda num_classes, in_channels=3: nn.Linear(1, num_classes))
+
+
+@pytest.mark.parametrize("method", unlearn.listed(), ids=lambda method: method.name)
+def test_every_method_describes_itself_with_valid_flags(method):
+    assert method.help and method.paper_name
+    for arguments in (method.demo_args, method.sweep_args):
+        if arguments is None:
+            continue
+        filled = arguments.format(alpha_ff="1e-8", alpha_iu="10", alpha_l1="5e-4")
+        main_forget.make_parser().parse_args(["--unlearn", method.name, *shlex.split(filled)])
+
+
+def test_report_and_help_read_the_registry():
+    assert report.METHOD_ORDER == ("retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune")
+    assert report.METHOD_NAMES["FT_prune"] == "ℓ1-sparse" and report.method_name("gone") == "gone"
+    help_text = main_forget.make_parser().format_help()
+    assert all(method.name in help_text for method in unlearn.listed())
+
+
+def test_the_demo_reads_the_same_arguments_as_before():
+    output = subprocess.run(
+        [sys.executable, "scripts/method_args.py", "demo"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert output.splitlines() == [
+        "retrain --unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25",
+        "FT --unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32",
+        "GA --unlearn_epochs 5 --unlearn_lr 0.0001 --batch_size 32",
+        "fisher_new --alpha 1e-7 --no-aug",
+        "wfisher --alpha 1 --no-aug",
+        "FT_prune --unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
+    ]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("script", sorted(ROOT.glob("main_*.py")), ids=lambda path: path.name)
+def test_no_entry_script_imports_another(script):
+    assert not {name for name in _imports(script) if name.startswith("main_")}
+
+
+def test_functions_stay_short():
+    """At most 60 lines per function, argparse builders excepted (they are declarative)."""
+    long = []
+    for path in ROOT.rglob("*.py"):
+        if ".venv" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name not in ("build_parser", "make_parser"):
+                if node.end_lineno - node.lineno + 1 > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not long

@@ -1,0 +1,121 @@
+"""One unlearning run: load the mask file, prepare θ_o, unlearn with per-epoch progress, evaluate, write results.
+
+``run(args, log)`` is main_forget.py's whole job; main_backdoor.py uses ``prepare_model`` and
+``run_unlearning`` with its own forget set (the poisoned samples) and its own metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+import arg_parser
+import dataset
+import pruner
+import run_files
+import unlearn
+from evaluation.metrics import evaluate
+from experiment import build_model, make_runtime, model_meta, validate_common
+from forget_set import choose_forget_set
+from unlearn.context import UnlearnContext
+from utils import UsageError
+
+
+def validate(args) -> None:
+    """Checks of main_forget.py that need no data."""
+    validate_common(args)
+    unlearn.get_method(args.unlearn)
+    if args.mask is None:
+        raise UsageError(
+            "--mask is required: give the checkpoint to unlearn from (e.g. runs/omp/1model_SA_best.pth.tar)"
+        )
+
+
+def prepare_model(args, data, method, state_dict, runtime):
+    """θ_o from the checkpoint, or (retrain) a fresh initialisation seeded by --train_seed under its mask."""
+    model = build_model(args, data, seed=args.seed)
+    pruner.load_pruned_state(model, state_dict)  # also checks the file fits this architecture
+    if not method.loads_weights:
+        masks = pruner.masks_of(model)
+        model = build_model(args, data, seed=args.train_seed)
+        pruner.apply_mask(model, masks)
+    return runtime.prepare(model)
+
+
+def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
+    """Run the method, saving progress after every epoch; returns (RTE in minutes, method stats).
+
+    With --resume and a progress file, continue from it. RTE counts the unlearning step only: not
+    evaluation, not the progress saves, and across a resume it adds the time spent before the interruption.
+    """
+    args = ctx.args
+    spent_before, saving = 0.0, 0.0
+    if args.resume and progress_file.is_file():
+        progress = run_files.load_progress(progress_file, args, ctx.forget_indices)
+        pruner.load_pruned_state(model, progress["state_dict"])
+        ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
+    start = time.perf_counter()
+
+    def on_epoch(state):
+        nonlocal saving
+        began = time.perf_counter()
+        elapsed = spent_before + began - start - saving
+        run_files.save_progress(progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args)
+        saving += time.perf_counter() - began
+
+    ctx.on_epoch = on_epoch
+    method.fn(model, ctx)
+    pruner.refresh_weights(model)
+    if ctx.runtime.device.type == "cuda":
+        torch.cuda.synchronize(ctx.runtime.device)
+    return (spent_before + time.perf_counter() - start - saving) / 60, ctx.stats
+
+
+def run(args, log) -> dict:
+    """main_forget.py after parsing and ``validate``: returns the record written to ``{unlearn}_eval.json``."""
+    method = unlearn.get_method(args.unlearn)
+    state_dict, _ = run_files.load_mask_file(args.mask, args)
+    files = run_files.unlearning_files(args.save_dir, args.unlearn)
+    if args.resume and not files["checkpoint"].is_file() and not files["progress"].is_file():
+        raise UsageError(f"--resume: nothing to resume, '{files['checkpoint']}' does not exist; drop --resume")
+    runtime = make_runtime(args)
+    data = dataset.load_data(args, runtime.device)
+    forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
+    model = prepare_model(args, data, method, state_dict, runtime)
+    arg_parser.refuse_to_overwrite(args.save_dir, [files["checkpoint"].name, files["progress"].name], args.resume)
+    arg_parser.check_save_dir(args.save_dir)
+    log(forget.describe(len(data.train_labels)))
+    log(
+        f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "
+        f"weights remain; {args.arch} on {runtime.device}"
+    )
+    done, rte_min, stats = _unlearn_or_reuse(args, model, method, data, forget, runtime, files, log)
+
+    def save(evaluation):
+        meta = model_meta(args, data)
+        run_files.save_finished(
+            files["checkpoint"], model, evaluation, rte_min, stats, forget.forget_indices, args, meta
+        )
+
+    save(done)
+    evaluation = evaluate(
+        model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class, done=done, log=log
+    )
+    save(evaluation)
+    files["progress"].unlink(missing_ok=True)  # superseded by the finished checkpoint
+    return run_files.write_eval_results(files["results"], args, method, data, forget, model, evaluation, rte_min, stats)
+
+
+def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, log):
+    """(evaluation so far, RTE, stats): the finished step of an earlier run with --resume, else a new one."""
+    if args.resume and files["checkpoint"].is_file():
+        saved = run_files.load_finished(files["checkpoint"], args, forget.forget_indices)
+        pruner.load_pruned_state(model, saved["state_dict"])
+        log(f"resumed the finished unlearning step from {files['checkpoint']}")
+        return saved["evaluation"], saved["RTE_min"], saved["stats"]
+    ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, forget.forgotten_class, log)
+    rte_min, stats = run_unlearning(model, method, ctx, files["progress"])
+    log(f"unlearning took {rte_min:.3f} min")
+    return {}, rte_min, stats

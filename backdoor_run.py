@@ -21,6 +21,7 @@ import run_files
 import unlearn
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import ForgetSet
+from interrupts import Diverged
 from pruning_rounds import run_imp
 from trainer import accuracy
 from unlearn.context import UnlearnContext
@@ -141,8 +142,13 @@ def run(args, log) -> dict:
     data, poisoned, record = poisoned_data(args, clean, log)
     path, checkpoint, training = plan_poisoned_model(args, data, record, runtime, log)
     files = run_files.backdoor_files(args.save_dir, args.unlearn)
-    arg_parser.refuse_to_overwrite(args.save_dir, [files["results"].name, files["progress"].name], args.resume)
     arg_parser.check_save_dir(args.save_dir)
+    with run_files.run_lock(args.save_dir, f"backdoor_{args.unlearn}"):
+        arg_parser.refuse_to_overwrite(args.save_dir, [files["results"].name, files["progress"].name], args.resume)
+        return _run_locked(args, method, runtime, clean, data, poisoned, record, path, checkpoint, training, files, log)
+
+
+def _run_locked(args, method, runtime, clean, data, poisoned, record, path, checkpoint, training, files, log) -> dict:
     if training is not None:
         train_poisoned_model(args, data, record, *training, runtime, log)
         _, checkpoint = run_files.load_mask_file(path, args)
@@ -164,4 +170,8 @@ def run(args, log) -> dict:
     results = run_files.backdoor_results(args, method, clean, path, model, poisoned, before, after, rte_min, stats)
     run_files.save_backdoor_outputs(files, model, results, record, args, model_meta(args, clean))
     files["progress"].unlink(missing_ok=True)  # superseded by the saved model
+    if stats.get("diverged"):
+        at = stats["diverged"]
+        advice = f"results in {files['results']} (marked diverged); try a smaller --unlearn_lr"
+        raise Diverged(at["what"], at["epoch"], at["lr"], advice)
     return results

@@ -4,6 +4,8 @@ Slurm sends SIGTERM to a job it preempts or that reaches its time limit, and a u
 Ctrl-C. Instead of dying wherever it is, a run notes the signal; the epoch loop finishes the
 batch it is on, saves its progress (mid-epoch) and raises ``Stopped``; the command line then
 exits with 128 + the signal number, and ``--resume`` continues bit for bit where it stopped.
+Between phases (after training, before evaluation) the run checks for a signal too; a second
+signal stops the process at once.
 """
 
 from __future__ import annotations
@@ -38,11 +40,19 @@ class EpochInterrupted(Exception):  # noqa: N818
 class Diverged(Exception):  # noqa: N818
     """A loss or the weights became non-finite: the run cannot go on with these settings."""
 
-    def __init__(self, what: str, epoch: int | None = None, lr: float | None = None):
-        where = "" if epoch is None else f" at epoch {epoch}"
-        rate = "" if lr is None else f" (learning rate {lr:g})"
-        super().__init__(f"{what} diverged{where}{rate}: the loss or the weights are no longer finite")
-        self.what, self.epoch, self.lr = what, epoch, lr
+    def __init__(self, what: str, epoch: int | None = None, lr: float | None = None, advice: str = ""):
+        self.what, self.epoch, self.lr, self.advice = what, epoch, lr, advice
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = "" if self.epoch is None else f" at epoch {self.epoch}"
+        rate = "" if self.lr is None else f" (learning rate {self.lr:g})"
+        advice = f"; {self.advice}" if self.advice else ""
+        return f"{self.what} diverged{where}{rate}: the loss or the weights are no longer finite{advice}"
+
+    def record(self) -> dict:
+        """What a results file says about it."""
+        return {"what": self.what, "epoch": self.epoch, "lr": self.lr}
 
 
 def requested() -> int | None:

@@ -8,6 +8,7 @@ are described in run_files.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ import pruner
 import run_files
 from arg_parser import parse_milestones
 from experiment import build_model, make_runtime, validate_common
+from interrupts import Diverged, EpochInterrupted, Stopped
 from trainer import accuracy, make_optimizer, make_scheduler, train_epoch
 from utils import UsageError
 
@@ -68,12 +70,14 @@ def set_up(args, pruning: str | None = None):
     return runtime, data, model, resume
 
 
-def open_save_dir(args) -> Path:
-    """Refuse to overwrite another run, create --save_dir and write args.json there."""
-    arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)
+@contextlib.contextmanager
+def open_save_dir(args):
+    """For the run's lifetime: create --save_dir, hold its lock, refuse to overwrite another run, write args.json."""
     save_dir = arg_parser.check_save_dir(args.save_dir)
-    run_files.save_args(args, save_dir)
-    return save_dir
+    with run_files.run_lock(save_dir, "imp"):
+        arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)
+        run_files.save_args(args, save_dir)
+        yield save_dir
 
 
 def describe_data(data, args, runtime) -> str:
@@ -93,9 +97,10 @@ def describe_round(result: dict, test: str = "test") -> str:
 class RoundState:
     """What a round needs to continue after a crash: its position, best result and epoch log."""
 
-    def __init__(self, k, epoch=0, best_val=-1.0, best_epoch=-1, best_test=float("nan"), log=None):
+    def __init__(self, k, epoch=0, best_val=-1.0, best_epoch=-1, best_test=float("nan"), log=None, partial=None):
         self.k, self.epoch, self.best_val, self.best_epoch, self.best_test = k, epoch, best_val, best_epoch, best_test
         self.log = log or []
+        self.partial = partial  # how far the epoch got when a signal stopped it mid-way (see trainer.train_epoch)
 
 
 def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
@@ -141,10 +146,12 @@ class Rounds:
         self.init_state, self.rewind_state = saved["init_state"], saved["rewind_state"]
         self.results = saved["rounds"]
         fields = ("round", "epoch", "best_val", "best_epoch", "best_test", "epoch_log")
-        self.position = RoundState(*(saved[name] for name in fields))
-        log(f"resuming round {self.position.k} at epoch {self.position.epoch}")
+        self.position = RoundState(*(saved[name] for name in fields), partial=saved.get("partial_epoch"))
+        batch = f", batch {self.position.partial['steps']}" if self.position.partial else ""
+        log(f"resuming round {self.position.k} at epoch {self.position.epoch}{batch}")
         # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
-        return (saved["optimizer"], saved["scheduler"]) if self.position.epoch else None
+        started = self.position.epoch or self.position.partial
+        return (saved["optimizer"], saved["scheduler"]) if started else None
 
     def save(self, optimizer, scheduler) -> None:
         run_files.save_round_checkpoint(self.save_dir, self.model, optimizer, scheduler, self, self.args, self.meta)
@@ -173,9 +180,7 @@ def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: floa
     for epoch in range(position.epoch, args.epochs):
         batches.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_epoch(
-            model, batches, optimizer, runtime, epoch=epoch, warmup=args.warmup, desc=f"round {k} epoch {epoch}"
-        )
+        stats = _train_epoch(rounds, batches, runtime, optimizer, scheduler, epoch)
         scheduler.step()
         val_acc = accuracy(model, data.eval_batches("val"), runtime)
         if val_acc > position.best_val:
@@ -202,6 +207,34 @@ def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: floa
             f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
         rounds.save(optimizer, scheduler)
+
+
+def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: int) -> dict:
+    """One epoch of the round; a stop signal saves the position mid-epoch, divergence is recorded."""
+    args, position = rounds.args, rounds.position
+    where = f"round {position.k} epoch {epoch}"
+    try:
+        stats = train_epoch(
+            rounds.model,
+            batches,
+            optimizer,
+            runtime,
+            epoch=epoch,
+            warmup=args.warmup,
+            desc=where,
+            resume=position.partial,
+        )
+    except EpochInterrupted as stop:
+        position.partial = stop.partial
+        rounds.save(optimizer, scheduler)
+        raise Stopped(stop.signum, f"{where} after batch {stop.steps} of {len(batches)}") from None
+    except Diverged as err:
+        diverged = Diverged(where, epoch, optimizer.param_groups[0]["lr"])
+        run_files.write_round_results(args, rounds.results, rounds.save_dir, diverged=diverged.record())
+        diverged.advice = f"recorded in {rounds.save_dir / 'imp_results.json'}; try a smaller --lr"
+        raise diverged from err
+    position.partial = None
+    return stats
 
 
 def finish_round(rounds: Rounds, ratio: float, log) -> None:

@@ -163,11 +163,22 @@ def load_runs(paths) -> tuple[list[dict], list[str]]:
             record = json.loads(path.read_text())
             if not isinstance(record, dict):
                 raise ValueError(f"holds a {type(record).__name__}, not a JSON object")
+            if record.get("diverged"):
+                problems.append(_diverged_problem(record, path))
+                continue
             runs.append(parse_eval(record, path) if path.name.endswith("_eval.json") else parse_backdoor(record, path))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
             problems.append(f"{path}: unreadable result, skipped ({err})")
     runs, duplicate_problems = _drop_duplicates(runs)
     return runs, problems + duplicate_problems + _mixed_settings(runs)
+
+
+def _diverged_problem(record: dict, path: Path) -> str:
+    """A diverged run is listed, never averaged: its numbers are not those of a trained model."""
+    at = record.get("diverged_at") if isinstance(record.get("diverged_at"), dict) else {}
+    where = f" at epoch {at['epoch']}" if at.get("epoch") is not None else ""
+    lr = f" with learning rate {at['lr']:g}" if isinstance(at.get("lr"), (int, float)) else ""
+    return f"{path}: {record.get('method', 'the run')} diverged{where}{lr}; left out of the means"
 
 
 def group_key(run: dict) -> tuple:

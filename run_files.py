@@ -10,6 +10,7 @@ Unlearning (main_forget.py), for method M:
   Mcheckpoint.pth.tar         the finished run: weights, evaluation, RTE
   M_eval.json                 the results
 Backdoor cleanse (main_backdoor.py): M_backdoor_progress.pth.tar, M_backdoor_model.pth.tar, M_backdoor.json.
+Every run holds a lock file, .imp.lock / .M.lock / .backdoor_M.lock, while it runs (``run_lock``).
 
 Torch files are plain dicts of tensors and plain data, read back with ``weights_only=True``; every
 write is atomic (a killed run leaves the old file or the new one). A resumed or reused run must
@@ -19,8 +20,12 @@ See docs/design.md for the formats in full.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -101,6 +106,39 @@ def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS, refusal=_res
         old, new = saved.get(name), getattr(args, name)
         if old != new:
             raise UsageError(refusal(name, old, new))
+
+
+# ----------------------------------------------------------------------------- one writer per run
+
+
+@contextlib.contextmanager
+def run_lock(save_dir, name: str):
+    """Hold ``{save_dir}/.{name}.lock`` (an exclusive ``flock``) for the run's lifetime.
+
+    A second identical command on the same folder (a resubmitted array task, a double Enter) is
+    refused at once, naming the process that holds the lock. The kernel releases a flock when its
+    holder dies, so a lock left by a killed run is no obstacle; the file itself stays (removing it
+    could let two runs lock two different files).
+    """
+    path = Path(save_dir) / f".{name}.lock"
+    handle = open(path, "a+")  # noqa: SIM115  (held open for the whole run)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UsageError(
+                f"--save_dir '{save_dir}' is in use: {holder} is running this command there now; wait for it "
+                f"to finish (then add --resume to reuse its result) or choose another --save_dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()
 
 
 # ----------------------------------------------------------------------------- training rounds
@@ -188,6 +226,7 @@ def save_round_checkpoint(save_dir, model, optimizer, scheduler, rounds, args, m
             "best_epoch": position.best_epoch,
             "best_test": position.best_test,
             "epoch_log": position.log,
+            "partial_epoch": position.partial,
             **meta,
         },
         round_checkpoint(save_dir, position.k),
@@ -244,10 +283,13 @@ def load_dense_best(save_dir) -> dict:
     return pruner.dense_state(best["state_dict"])
 
 
-def write_round_results(args, rounds: list, save_dir) -> None:
+def write_round_results(args, rounds: list, save_dir, diverged: dict | None = None) -> None:
+    """imp_results.json: the finished rounds (and, when training diverged, where: ``diverged_at``)."""
+    extra = {} if diverged is None else {"diverged": True, "diverged_at": diverged}
     atomic_write_json(
         {
             "rounds": rounds,
+            **extra,
             "train_subset": args.train_subset,
             "args": vars(args),
             "written": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -388,6 +430,8 @@ def write_eval_results(path, args, method, data, forget, model, evaluation: dict
         "command": " ".join(sys.argv),
         "args": vars(args),
     }
+    if stats.get("diverged"):
+        results.update(diverged=True, diverged_at=stats["diverged"])
     atomic_write_json(results, path)
     return results
 
@@ -458,6 +502,7 @@ def backdoor_results(args, method, data, path, model, poisoned, before: dict, af
         "command": " ".join(sys.argv),
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "args": vars(args),
+        **({"diverged": True, "diverged_at": stats["diverged"]} if stats.get("diverged") else {}),
     }
 
 

@@ -124,7 +124,7 @@ def train_epoch(
     seconds = time.perf_counter() - start
     seen = max(seen, 1)
     mean_loss = total_loss.item() / seen
-    if not math.isfinite(mean_loss):
+    if not math.isfinite(mean_loss) or not weights_are_finite(model):
         raise interrupts.Diverged(desc, epoch, base_lrs[0])
     return {
         "loss": mean_loss,
@@ -132,6 +132,11 @@ def train_epoch(
         "img_s": (seen - (0 if resume is None else resume["seen"])) / max(seconds, 1e-9),
         "seconds": seconds,
     }
+
+
+def weights_are_finite(model) -> bool:
+    """No NaN or infinity in any floating-point parameter or buffer (one cheap pass, once per epoch)."""
+    return all(torch.isfinite(tensor).all() for tensor in model.state_dict().values() if tensor.is_floating_point())
 
 
 def _restore_lrs(optimizer, base_lrs, warming_up: bool) -> None:

@@ -13,12 +13,15 @@ import torch
 
 import arg_parser
 import dataset
+import interrupts
 import pruner
 import run_files
 import unlearn
-from evaluation.metrics import evaluate
+from evaluation.metrics import evaluate, evaluate_diverged
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import choose_forget_set
+from interrupts import Diverged
+from trainer import weights_are_finite
 from unlearn.context import UnlearnContext
 from utils import UsageError
 
@@ -66,8 +69,13 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
         saving += time.perf_counter() - began
 
     ctx.on_epoch = on_epoch
-    method.fn(model, ctx)
+    try:
+        method.fn(model, ctx)
+    except Diverged as err:  # the results still get written, marked as diverged
+        ctx.stats["diverged"] = err.record()
     pruner.refresh_weights(model)
+    if "diverged" not in ctx.stats and not weights_are_finite(model):  # FF and IU have no loss to watch
+        ctx.stats["diverged"] = Diverged(args.unlearn).record()
     if ctx.runtime.device.type == "cuda":
         torch.cuda.synchronize(ctx.runtime.device)
     return (spent_before + time.perf_counter() - start - saving) / 60, ctx.stats
@@ -84,8 +92,13 @@ def run(args, log) -> dict:
     data = dataset.load_data(args, runtime.device)
     forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
     model = prepare_model(args, data, method, state_dict, runtime)
-    arg_parser.refuse_to_overwrite(args.save_dir, [files["checkpoint"].name, files["progress"].name], args.resume)
     arg_parser.check_save_dir(args.save_dir)
+    with run_files.run_lock(args.save_dir, args.unlearn):
+        arg_parser.refuse_to_overwrite(args.save_dir, [files["checkpoint"].name, files["progress"].name], args.resume)
+        return _run_locked(args, method, data, forget, model, runtime, files, log)
+
+
+def _run_locked(args, method, data, forget, model, runtime, files, log) -> dict:
     log(forget.describe(len(data.train_labels)))
     log(
         f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "
@@ -100,12 +113,27 @@ def run(args, log) -> dict:
         )
 
     save(done)
-    evaluation = evaluate(
-        model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class, done=done, log=log
-    )
-    save(evaluation)
     files["progress"].unlink(missing_ok=True)  # superseded by the finished checkpoint
-    return run_files.write_eval_results(files["results"], args, method, data, forget, model, evaluation, rte_min, stats)
+    interrupts.check("the evaluation (the unlearning step is saved)")
+    sets = (model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class)
+    if stats.get("diverged"):
+        evaluation = evaluate_diverged(*sets, log=log)
+    else:
+        evaluation = evaluate(*sets, done=done, log=log)
+    save(evaluation)
+    results = run_files.write_eval_results(
+        files["results"], args, method, data, forget, model, evaluation, rte_min, stats
+    )
+    if stats.get("diverged"):
+        at = stats["diverged"]
+        raise Diverged(
+            at["what"],
+            at["epoch"],
+            at["lr"],
+            f"results in {files['results']} (marked diverged); try a smaller "
+            f"{'--alpha' if at['epoch'] is None else '--unlearn_lr'}",
+        )
+    return results
 
 
 def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, log):

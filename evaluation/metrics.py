@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from evaluation import mia
-from trainer import predict
+from trainer import predict, weights_are_finite
 
 
 def probabilities(model, batches, runtime):
@@ -32,6 +32,26 @@ def test_indices(data, forgotten_class):
     if forgotten_class is None:
         return np.arange(len(labels))
     return np.flatnonzero(labels != forgotten_class)
+
+
+def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, log=print):
+    """What can be measured of a diverged model: its accuracies while its weights are still finite, never
+    the MIA (an SVC cannot be fitted on non-finite outputs). Missing numbers are None."""
+    results = {"accuracy": None, "UA": None, "RA": None, "TA": None, "MIA_efficacy": None}
+    results.update(SVC_MIA_forget_efficacy=None, SVC_MIA_training_privacy=None)
+    if not weights_are_finite(model):
+        log("accuracy: not measured, the weights are not finite")
+        return results
+    subsets = {
+        "retain": data.eval_batches("train", retain_indices),
+        "forget": data.eval_batches("train", forget_indices),
+        "val": data.eval_batches("val"),
+        "test": data.eval_batches("test", test_indices(data, forgotten_class)),
+    }
+    accuracy = {name: _accuracy(probabilities(model, batches, runtime)) for name, batches in subsets.items()}
+    results.update(accuracy=accuracy, UA=100.0 - accuracy["forget"], RA=accuracy["retain"], TA=accuracy["test"])
+    log(f"accuracy: retain {accuracy['retain']:.2f}%  forget {accuracy['forget']:.2f}%  test {accuracy['test']:.2f}%")
+    return results
 
 
 def evaluate(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, done=None, log=print):

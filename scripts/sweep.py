@@ -60,6 +60,11 @@ SCENARIO_ARGS = {
 }
 
 
+# Exit statuses of the scripts: 3 = the run diverged, its results are written (marked so), the report lists it.
+STATUS = {0: "ok", 3: "DIVERGED (results written, listed by the report)", None: "NOT STARTED"}
+FINISHED_STATUSES = (0, 3)
+
+
 class SweepError(ValueError):
     """Bad flags: printed as one line, exit status 2."""
 
@@ -231,7 +236,7 @@ def run_pool(runs: list[Run], gpus: list[str], cwd: Path = REPO, echo=print) -> 
             with lock:
                 echo(f"[gpu {gpu if gpu is not None else '-'}] start {run.save_dir}")
             execute(run, gpu, cwd)
-            status = {0: "ok", None: "NOT STARTED"}.get(run.returncode, f"FAILED (exit {run.returncode})")
+            status = STATUS.get(run.returncode, f"FAILED (exit {run.returncode})")
             with lock:
                 echo(f"[gpu {gpu if gpu is not None else '-'}] {status} {run.save_dir} ({run.note})")
 
@@ -485,7 +490,7 @@ def main(argv=None, echo=print) -> int:
         return 0
     failed = []
     for runs in pending.values():
-        failed += [run for run in run_pool(runs, args.gpus, REPO, echo) if run.returncode != 0]
+        failed += [run for run in run_pool(runs, args.gpus, REPO, echo) if run.returncode not in FINISHED_STATUSES]
     report_failures(sum(len(runs) for runs in pending.values()), failed, echo)
     return 1 if failed else 0
 

@@ -143,8 +143,9 @@ def run(args, log) -> dict:
     path, checkpoint, training = plan_poisoned_model(args, data, record, runtime, log)
     files = run_files.backdoor_files(args.save_dir, args.unlearn)
     arg_parser.check_save_dir(args.save_dir)
-    with run_files.run_lock(args.save_dir, f"backdoor_{args.unlearn}"):
-        arg_parser.refuse_to_overwrite(args.save_dir, [files["results"].name, files["progress"].name], args.resume)
+    names = [files["results"].name, files["progress"].name]
+    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
+    with run_files.run_lock(args.save_dir, f"backdoor_{args.unlearn}", check=refuse):
         return _run_locked(args, method, runtime, clean, data, poisoned, record, path, checkpoint, training, files, log)
 
 

@@ -74,8 +74,8 @@ def set_up(args, pruning: str | None = None):
 def open_save_dir(args):
     """For the run's lifetime: create --save_dir, hold its lock, refuse to overwrite another run, write args.json."""
     save_dir = arg_parser.check_save_dir(args.save_dir)
-    with run_files.run_lock(save_dir, "imp"):
-        arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)
+    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)  # noqa: E731
+    with run_files.run_lock(save_dir, "imp", check=refuse):
         run_files.save_args(args, save_dir)
         yield save_dir
 

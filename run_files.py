@@ -112,33 +112,51 @@ def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS, refusal=_res
 
 
 @contextlib.contextmanager
-def run_lock(save_dir, name: str):
+def run_lock(save_dir, name: str, check=None):
     """Hold ``{save_dir}/.{name}.lock`` (an exclusive ``flock``) for the run's lifetime.
 
     A second identical command on the same folder (a resubmitted array task, a double Enter) is
     refused at once, naming the process that holds the lock. The kernel releases a flock when its
-    holder dies, so a lock left by a killed run is no obstacle; the file itself stays (removing it
-    could let two runs lock two different files).
+    holder dies, so a lock file left by a killed run is no obstacle. ``check`` runs once the lock is
+    held, before anything else (the "already holds a run" test). The file is removed when the run
+    ends, while still locked; a process that opened it just before then sees that the path no
+    longer names the file it locked, and starts over.
     """
     path = Path(save_dir) / f".{name}.lock"
-    handle = open(path, "a+")  # noqa: SIM115  (held open for the whole run)
+    handle = _locked_file(path, save_dir)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise UsageError(
-                f"--save_dir '{save_dir}' is in use: {holder} is running this command there now; wait for it "
-                f"to finish (then add --resume to reuse its result) or choose another --save_dir"
-            ) from None
+        if check is not None:
+            check()
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
         yield path
     finally:
+        path.unlink(missing_ok=True)
         handle.close()
+
+
+def _locked_file(path: Path, save_dir):
+    """``path`` opened and exclusively flocked, and still the file that ``path`` names."""
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115  (held open for the whole run)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UsageError(
+                f"--save_dir '{save_dir}' is in use: {holder} is running this command there now; wait for it "
+                f"to finish (then add --resume to reuse its result) or choose another --save_dir"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()  # the holder removed it as we opened it: try again with the new file
 
 
 # ----------------------------------------------------------------------------- training rounds

@@ -93,8 +93,9 @@ def run(args, log) -> dict:
     forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
     model = prepare_model(args, data, method, state_dict, runtime)
     arg_parser.check_save_dir(args.save_dir)
-    with run_files.run_lock(args.save_dir, args.unlearn):
-        arg_parser.refuse_to_overwrite(args.save_dir, [files["checkpoint"].name, files["progress"].name], args.resume)
+    names = [files["checkpoint"].name, files["progress"].name]
+    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
+    with run_files.run_lock(args.save_dir, args.unlearn, check=refuse):
         return _run_locked(args, method, data, forget, model, runtime, files, log)
 
 

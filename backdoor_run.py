@@ -36,9 +36,14 @@ def training_args(args) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "save_dir": str(Path(args.save_dir) / POISON_FOLDER)})
 
 
+def trains_poisoned_model(args) -> bool:
+    """No --mask, or a --mask path that does not exist yet: the poisoned model is trained (and saved there)."""
+    return args.mask is None or not Path(args.mask).exists()
+
+
 def validate(args) -> None:
     """Checks that need no data."""
-    if args.mask is None:
+    if trains_poisoned_model(args):
         pruning_rounds.validate(training_args(args))
     else:
         validate_common(args)
@@ -76,7 +81,7 @@ def plan_poisoned_model(args, data, record, runtime, log):
     Returns (checkpoint path, loaded checkpoint or None, training or None); ``training`` is
     (model, resume state) when the poisoned model must still be trained (or its training resumed).
     """
-    if args.mask is not None:
+    if not trains_poisoned_model(args):
         _, checkpoint = run_files.load_mask_file(args.mask, args)
         run_files.check_poison_record(checkpoint, record, args.mask, "give the matching flags or another --mask")
         return Path(args.mask), checkpoint, None
@@ -97,10 +102,22 @@ def plan_poisoned_model(args, data, record, runtime, log):
         run_files.check_poison_record(checkpoint, record, final, fix)
         log(f"reusing the poisoned model {final} (trained earlier with the same arguments; no retraining)")
         return final, checkpoint, None
+    if args.mask is not None:  # the original trains the poisoned model and saves it at --mask
+        _check_mask_folder(Path(args.mask))
     model, resume = pruning_rounds.training_model(train_args, data, runtime)
     if resume is not None:
         run_files.check_poison_record(resume, record, folder, fix)
     return final, None, (model, resume)
+
+
+def _check_mask_folder(mask: Path) -> None:
+    try:
+        mask.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(
+            f"--mask '{mask}' does not exist yet, so the poisoned model would be saved there, but its folder "
+            f"cannot be created ({err.strerror}); give a path in a writable folder"
+        ) from None
 
 
 def train_poisoned_model(args, data, record, model, resume, runtime, log) -> None:
@@ -153,6 +170,9 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
     if training is not None:
         train_poisoned_model(args, data, record, *training, runtime, log)
         _, checkpoint = run_files.load_mask_file(path, args)
+        if args.mask is not None:
+            path = run_files.publish_mask_file(path, args.mask)
+            log(f"saved the poisoned model at --mask {path}; later runs with this --mask reuse it")
     state_dict = checkpoint["state_dict"]
 
     original = build_model(args, data, seed=args.seed)

@@ -36,6 +36,7 @@ import pruner
 from utils import (
     UsageError,
     atomic_torch_save,
+    atomic_write_bytes,
     atomic_write_json,
     require_keys,
     require_state_dict,
@@ -210,6 +211,13 @@ def save_mask_file(save_dir, model, position, ratio: float, args, meta: dict) ->
         },
         mask_file(save_dir, position.k),
     )
+
+
+def publish_mask_file(source, target) -> Path:
+    """Copy a mask file to ``target`` (atomically), e.g. the poisoned model to main_backdoor.py's --mask path."""
+    data = Path(source).read_bytes()
+    atomic_write_bytes(data, target)
+    return Path(target)
 
 
 def load_mask_file(path, args):

@@ -154,6 +154,10 @@ def atomic_write_json(obj, path) -> None:
     _atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
+def atomic_write_bytes(data: bytes, path) -> None:
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
 def atomic_write_text(text: str, path) -> None:
     _atomic_write(path, lambda handle: handle.write(text.encode()))
 

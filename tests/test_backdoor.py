@@ -242,7 +242,7 @@ BAD = [
     (["--trigger_value", "2"], ["--trigger_value 2.0", "outside [0, 1]"]),
     (["--class_to_replace", "10"], ["--class_to_replace 10", "0..9"]),
     (["--class_to_replace", "-1"], ["--class_to_replace -1", "target class"]),
-    (["--mask", "{missing}"], ["--mask checkpoint", "does not exist"]),
+    (["--mask", "{under_file}"], ["--mask", "folder", "cannot be created"]),
     (["--mask", "{foreign}"], ["not a checkpoint"]),
     (["--mask", "{clean}"], ["no backdoor record", "main_backdoor.py"]),
     (["--mask", "{dense}", "--trigger_size", "3"], ["--trigger_size 2, not 3"]),
@@ -255,7 +255,7 @@ BAD = [
 @pytest.mark.parametrize("extra,words", BAD, ids=[" ".join(extra) for extra, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(first_run, tmp_path, capsys, extra, words):
     out, _ = first_run
-    files = {"missing": tmp_path / "absent.pth.tar", "foreign": tmp_path / "foreign.bin"}
+    files = {"under_file": tmp_path / "foreign.bin" / "m.pth.tar", "foreign": tmp_path / "foreign.bin"}
     files["foreign"].write_bytes(b"\x80\x04 not a torch file")
     files["dense"] = out / "poisoned" / "0model_SA_best.pth.tar"
     clean = torch.load(files["dense"], weights_only=True)
@@ -291,6 +291,24 @@ def test_resume_continues_an_interrupted_poisoned_training(first_run, tmp_path):
     b = torch.load(tmp_path / "poisoned" / "1model_SA_best.pth.tar", weights_only=True)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert resumed["ASR_before"] == first["ASR_before"] and resumed["SA_before"] == first["SA_before"]
+
+
+def test_a_fresh_mask_path_is_trained_and_saved_then_reused(first_run, tmp_path, capsys):
+    """The original README's command with a --mask that does not exist yet: train, save there, then reuse."""
+    out, first = first_run
+    mask = tmp_path / "models" / "poisoned.pth.tar"
+    trained = main_backdoor.main([*ARGS, "--unlearn", "raw", "--mask", str(mask), "--save_dir", str(tmp_path / "a")])
+    log = capsys.readouterr().out
+    assert "training the poisoned model" in log and f"saved the poisoned model at --mask {mask}" in log
+    # the same poisoned model as a run without --mask (same seeds), now at the --mask path
+    expected = torch.load(out / "poisoned" / "1model_SA_best.pth.tar", weights_only=True)
+    saved = torch.load(mask, weights_only=True)
+    assert all(torch.equal(expected["state_dict"][key], saved["state_dict"][key]) for key in expected["state_dict"])
+    assert trained["ASR_before"] == first["ASR_before"]
+    reused = main_backdoor.main([*ARGS, "--unlearn", "FT", "--mask", str(mask), "--save_dir", str(tmp_path / "b")])
+    assert "training the poisoned model" not in capsys.readouterr().out
+    assert not (tmp_path / "b" / "poisoned").exists()
+    assert reused["ASR_before"] == first["ASR_before"] and reused["SA_before"] == first["SA_before"]
 
 
 def test_the_script_refuses_in_a_real_process(tmp_path):

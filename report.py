@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import published
 import unlearn
 from utils import UsageError, atomic_write_text, run_cli
 
@@ -546,7 +547,7 @@ def _listing(title: str, lines: list[str]) -> str:
     return f"## {title}\n\n" + ("\n".join(f"- {line}" for line in lines) if lines else "None.") + "\n"
 
 
-def build_report(paths, out, expect_methods=None, expect_seeds=None, expect_sparsities=None) -> dict:
+def build_report(paths, out, expect_methods=None, expect_seeds=None, expect_sparsities=None, with_published=False):
     """Load, summarise, write report.md / report.csv / backdoor.csv / PNGs into ``out``; return what was made."""
     runs, problems = load_runs(paths)
     if not runs and not problems:
@@ -564,6 +565,12 @@ def build_report(paths, out, expect_methods=None, expect_seeds=None, expect_spar
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
     text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures)
+    comparison = []
+    if with_published:
+        comparison, unmatched = published.compare(rows, published.load())
+        text += "\n## Published results beside ours\n\n" + published.to_markdown(comparison, unmatched)
+        atomic_write_text(_csv_text(comparison, list(comparison[0]) if comparison else []), out / "published.csv")
+        written.append(out / "published.csv")
     atomic_write_text(to_csv(rows), out / "report.csv")
     atomic_write_text(text, out / "report.md")
     return {
@@ -572,6 +579,7 @@ def build_report(paths, out, expect_methods=None, expect_seeds=None, expect_spar
         "backdoor_rows": backdoor_rows,
         "missing": missing,
         "problems": problems,
+        "published": comparison,
         "files": written + figures,
     }
 
@@ -632,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="pruning rates (fractions as in the sweep's --rates, e.g. 0 0.5 0.9) every setting should "
         "have; default: the sparsities seen",
     )
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="add the published CIFAR-10 ResNet-18 values (the paper's and SalUn's Table 1, "
+        "reference/published.csv) beside ours, with the difference, for the settings they cover",
+    )
     return parser
 
 
@@ -645,7 +659,7 @@ def main(argv=None) -> dict:
     seeds = _flat_list(args.expect_seeds, int, "--expect-seeds")
     first = Path(args.result_dirs[0])
     out = Path(args.out) if args.out else (first if first.is_dir() else first.parent)
-    result = build_report(args.result_dirs, out, methods, seeds, sparsities)
+    result = build_report(args.result_dirs, out, methods, seeds, sparsities, with_published=args.published)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")
     print(result["text"])

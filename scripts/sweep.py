@@ -36,6 +36,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import queue
 import shlex
@@ -76,6 +77,7 @@ class Run:
     save_dir: Path
     markers: tuple[Path, ...]  # the run is finished when all of these exist
     needs: Path | None = None  # checkpoint that must exist before the run can start
+    lock: str = "imp"  # the run holds {save_dir}/.{lock}.lock while it runs
     # filled in by the local executor
     gpu: str | None = field(default=None, compare=False)
     returncode: int | None = field(default=None, compare=False)  # None: not started
@@ -168,7 +170,7 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Ru
     argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
     if started(save_dir, [f"{method}checkpoint.pth.tar", f"{method}_progress.pth.tar"]):
         argv.append("--resume")
-    return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask)
+    return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask, lock=method)
 
 
 def sweep_methods() -> list[str]:
@@ -194,6 +196,55 @@ def plan(args) -> dict[str, list[Run]]:
     return {stage: build[stage](args) for stage in stages}
 
 
+# ----------------------------------------------------------------------------- the state of a run
+
+EXIT_MARK = "=== exit "  # the last line a run's log.txt gets, locally or under Slurm
+
+
+def run_state(run: Run, cwd: Path = REPO) -> str:
+    """finished, running (its lock is held), failed (its log ends in a failure), interrupted or pending."""
+    folder = cwd / run.save_dir
+    if run.finished(cwd):
+        return "finished"
+    if _lock_held(folder / f".{run.lock}.lock"):
+        return "running"
+    log = folder / "log.txt"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    starts = [i for i, line in enumerate(lines) if line.startswith("=== ") and not line.startswith(EXIT_MARK)]
+    attempt = lines[starts[-1] :] if starts else lines  # the last attempt only
+    exits = [line[len(EXIT_MARK) :].strip() for line in attempt if line.startswith(EXIT_MARK)]
+    if (exits and exits[-1] not in ("0", "3")) or (not exits and any("Traceback" in line for line in attempt)):
+        return "failed"
+    return "interrupted" if attempt else "pending"
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether a live process holds ``path``'s flock (a killed one's lock is released by the kernel)."""
+    if not path.is_file():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def print_status(stages: dict[str, list[Run]], echo=print) -> None:
+    """Every run of the sweep by state: counts per stage, then each run that is not finished."""
+    for stage, runs in stages.items():
+        states = [(run, run_state(run)) for run in runs]
+        counts = {state: sum(1 for _, s in states if s == state) for state in STATES}
+        echo(f"# {stage}: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
+        for run, state in states:
+            if state != "finished":
+                echo(f"{state:<11} {run.save_dir}  (log: {run.save_dir / 'log.txt'})")
+
+
+STATES = ("finished", "running", "failed", "interrupted", "pending")
+
+
 # ----------------------------------------------------------------------------- local execution
 
 
@@ -213,6 +264,7 @@ def execute(run: Run, gpu: str | None, cwd: Path = REPO) -> Run:
         log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} gpu={gpu} {run.command}\n")
         log.flush()
         run.returncode = subprocess.call(run.argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.write(f"{EXIT_MARK}{run.returncode}\n")
     run.note = f"{(time.time() - start) / 60:.1f} min, log {save_dir / 'log.txt'}"
     return run
 
@@ -258,24 +310,43 @@ def run_pool(runs: list[Run], gpus: list[str], cwd: Path = REPO, echo=print) -> 
 # ----------------------------------------------------------------------------- Slurm
 
 
-def sbatch_script(stage: str, n_tasks: int, commands_file: Path, log_dir: Path, array_limit: int | None) -> str:
+def sbatch_script(
+    stage: str, n_tasks: int, commands_file: Path, log_dir: Path, array_limit: int | None, gpus: int = 1
+) -> str:
+    """An array job whose task i runs line i+1 of ``commands_file``, logging to that run's log.txt.
+
+    The run's folder is line i+1 of the ``.dirs`` file beside it; its log.txt gets a header, the
+    output and an ``=== exit N`` line, as local runs do, so ``--status`` reads both the same way.
+    """
     limit = f"%{array_limit}" if array_limit else ""
+    gres = f"#SBATCH --gres=gpu:{gpus}\n" if gpus else ""
     q = shlex.quote
+    dirs_file = commands_file.with_suffix(".dirs")
     return f"""#!/bin/bash
 #SBATCH --job-name=sweep_{stage}
 #SBATCH --array=0-{n_tasks - 1}{limit}
-#SBATCH --gres=gpu:1
-#SBATCH --output={log_dir}/{stage}_%A_%a.out
-# Written by scripts/sweep.py: array task i runs line i+1 of {commands_file.name}.
+{gres}#SBATCH --output={log_dir}/{stage}_%A_%a.out
+# Written by scripts/sweep.py: array task i runs line i+1 of {commands_file.name}, logging to the run's log.txt.
 set -euo pipefail
 cd {q(str(REPO))}
-cmd=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {q(str(commands_file))})
+line=$((SLURM_ARRAY_TASK_ID + 1))
+cmd=$(sed -n "${{line}}p" {q(str(commands_file))})
 if [ -z "$cmd" ]; then
-    echo "no command on line $((SLURM_ARRAY_TASK_ID + 1)) of {commands_file}" >&2
+    echo "no command on line $line of {commands_file}" >&2
     exit 1
 fi
-echo "task $SLURM_ARRAY_TASK_ID on $(hostname): $cmd"
-eval "$cmd"
+dir=$(sed -n "${{line}}p" {q(str(dirs_file))} 2>/dev/null || true)
+log=/dev/stdout
+if [ -n "$dir" ]; then mkdir -p "$dir"; log="$dir/log.txt"; fi
+echo "task $SLURM_ARRAY_TASK_ID on $(hostname): $cmd (log: $log)"
+task="${{SLURM_ARRAY_JOB_ID:-}}_$SLURM_ARRAY_TASK_ID"
+echo "=== $(date '+%Y-%m-%d %H:%M:%S') slurm $task on $(hostname) $cmd" >> "$log"
+set +e
+(eval "$cmd") >> "$log" 2>&1
+status=$?
+set -e
+echo "{EXIT_MARK}$status" >> "$log"
+exit $status
 """
 
 
@@ -287,7 +358,9 @@ def write_slurm(stage: str, runs: list[Run], args) -> tuple[Path, list[str]]:
     log_dir = root / "slurm_logs"
     log_dir.mkdir(exist_ok=True)
     commands_file.write_text("".join(run.command + "\n" for run in runs))
-    script_file.write_text(sbatch_script(stage, len(runs), commands_file, log_dir, args.array_limit))
+    commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir}\n" for run in runs))
+    script = sbatch_script(stage, len(runs), commands_file, log_dir, args.array_limit, args.slurm_gpus)
+    script_file.write_text(script)
     limit = f"%{args.array_limit}" if args.array_limit else ""
     sbatch = ["sbatch", "--parsable", f"--array=0-{len(runs) - 1}{limit}"] + shlex.split(args.slurm_args)
     return script_file, sbatch
@@ -417,7 +490,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra sbatch options, e.g. '--partition gpu --time 24:00:00' (one flag: --slurm-args='--exclusive')",
     )
     p.add_argument("--array-limit", type=int, default=None, help="with --slurm: at most this many tasks at once (%%N)")
+    p.add_argument(
+        "--slurm-gpus",
+        type=int,
+        default=1,
+        help="with --slurm: GPUs per array task (--gres=gpu:N; default 1; 0 for a partition without GPUs)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would run or be submitted; run nothing")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="list the sweep's runs as finished, running (lock held), failed (log ends in an error), "
+        "interrupted (resumable) or pending; run nothing",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="run (or submit) only the runs that failed")
     p.add_argument("--python", default=sys.executable, help="interpreter for the commands (default: this one)")
     return p
 
@@ -448,7 +534,9 @@ def check_args(args) -> None:
             )
         args.random_count = RANDOM_COUNT[args.dataset]
     if args.slurm and args.gpus:
-        raise SweepError("--gpus is for local runs; with --slurm every array task gets one GPU (--gres=gpu:1)")
+        raise SweepError("--gpus is for local runs; with --slurm every array task gets --slurm-gpus GPUs (default 1)")
+    if args.slurm_gpus < 0:
+        raise SweepError(f"--slurm-gpus {args.slurm_gpus} is negative; give 0 (no GPU) or more")
 
 
 def print_plan(stages: dict[str, list[Run]], echo=print) -> dict[str, list[Run]]:
@@ -483,7 +571,13 @@ def report_failures(total: int, failed: list[Run], echo=print) -> None:
 def main(argv=None, echo=print) -> int:
     args = build_parser().parse_args(argv)
     check_args(args)
-    pending = print_plan(plan(args), echo)
+    stages = plan(args)
+    if args.status:
+        print_status(stages, echo)
+        return 0
+    if args.retry_failed:
+        stages = {stage: [run for run in runs if run_state(run) == "failed"] for stage, runs in stages.items()}
+    pending = print_plan(stages, echo)
     if args.slurm:
         return submit_slurm(pending, args, echo)
     if args.dry_run:

@@ -268,7 +268,7 @@ def test_pool_runs_one_command_per_gpu(tmp_path):
     assert {run.gpu for run in runs} == {"0", "3"}
     for run in runs:
         log = (tmp_path / run.save_dir / "log.txt").read_text()
-        assert log.splitlines()[-1] == f"gpu {run.gpu}"
+        assert log.splitlines()[-2:] == [f"gpu {run.gpu}", "=== exit 0"]
 
 
 def test_pool_without_gpus_runs_in_order_and_reports_failures(tmp_path):
@@ -347,3 +347,61 @@ def test_runs_whose_mask_is_missing_are_not_started(tmp_path):
     assert "# done: 5 of 10 runs succeeded, 1 failed, 4 not started" in lines
     mask = root / "cifar10_resnet18" / "prune_r0.9" / "1model_SA_best.pth.tar"
     assert f"# NOT STARTED: 4 runs need {mask}, which does not exist (did its prune run fail?)" in lines
+
+
+# ----------------------------------------------------------------------------- --status and --retry-failed
+
+
+def _unlearn_folder(root, method, seed):
+    folder = root / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / method / f"seed{seed}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
+    import run_files
+
+    grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0.5", "--scenarios", "class"]
+    grid += ["--methods", "FT,GA", "--seeds", "1,2,3", "--python", "python"]
+    (_unlearn_folder(tmp_path, "FT", 1) / "FT_eval.json").write_text("{}")
+    failed = _unlearn_folder(tmp_path, "FT", 2)
+    (failed / "log.txt").write_text(
+        "=== 2026-01-01 gpu=None python ...\nTraceback (most recent call last):\n=== exit 1\n"
+    )
+    retried = _unlearn_folder(tmp_path, "FT", 3)  # failed once, then its retry was killed: interrupted
+    (retried / "log.txt").write_text("=== a\n=== exit 1\n=== b\nFT epoch 0: loss 1.0\n")
+    diverged = _unlearn_folder(tmp_path, "GA", 1)
+    (diverged / "log.txt").write_text("=== a\nGA diverged\n=== exit 3\n")
+    running = _unlearn_folder(tmp_path, "GA", 2)
+    lines = []
+    with run_files.run_lock(running, "GA"):
+        assert sweep.main([*grid, "--status"], echo=lines.append) == 0
+    assert lines[0] == "# unlearn: 1 finished, 1 running, 1 failed, 2 interrupted, 1 pending"
+    states = {line.split()[1]: line.split()[0] for line in lines[1:]}
+    assert states == {
+        str(failed): "failed",
+        str(retried): "interrupted",
+        str(diverged): "interrupted",
+        str(running): "running",
+        str(tmp_path / "cifar10_resnet18/unlearn/class/r0.5/GA/seed3"): "pending",
+    }
+    planned = []
+    assert sweep.main([*grid, "--retry-failed", "--dry-run"], echo=planned.append) == 0
+    assert planned[0] == "# unlearn: 1 runs, 0 finished (skipped), 1 to run"
+    assert f"--save_dir {failed} " in planned[1]
+
+
+def test_slurm_tasks_log_into_the_run_folder_with_their_exit_status(tmp_path):
+    commands, run_dir = tmp_path / "c.commands", tmp_path / "runs" / "one"
+    commands.write_text("echo hello; exit 4\n")
+    commands.with_suffix(".dirs").write_text(f"{run_dir}\n")
+    script = tmp_path / "s.sbatch"
+    text = sweep.sbatch_script("unlearn", 1, commands, tmp_path, None, gpus=0)
+    assert "--gres" not in text and "#SBATCH --gres=gpu:2" in sweep.sbatch_script("x", 1, commands, tmp_path, None, 2)
+    script.write_text(text.replace(f"cd {sweep.REPO}", f"cd {tmp_path}"))
+    done = subprocess.run(["bash", str(script)], env=dict(os.environ, SLURM_ARRAY_TASK_ID="0"), capture_output=True)
+    assert done.returncode == 4
+    log = (run_dir / "log.txt").read_text().splitlines()
+    assert log[0].startswith("=== ") and "echo hello" in log[0] and log[1:] == ["hello", "=== exit 4"]
+    run = sweep.Run("unlearn", ["x"], run_dir, (run_dir / "FT_eval.json",), lock="FT")
+    assert sweep.run_state(run, cwd=tmp_path) == "failed"

@@ -6,7 +6,7 @@ DEMO_DIR ?= runs/demo
 DEMO_SEEDS ?= 1
 FMNIST_DIR ?= runs/fashionmnist
 
-.PHONY: demo fashionmnist test lint clean-venv
+.PHONY: demo fashionmnist test test-slurm lint clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ fashionmnist: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(PY) -m pytest tests
+
+# A real single-node Slurm (started and stopped by the test; needs root and Debian's slurmctld, slurmd,
+# slurm-client and munge packages) runs a small digits sweep through scripts/sweep.py --slurm.
+test-slurm: $(VENV)/installed
+	RUN_SLURM_TESTS=1 $(PY) -m pytest tests/test_slurm_sweep.py -v
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,80 @@
+"""scripts/sweep.py --slurm against a real (local, single-node) Slurm: `make test-slurm`.
+
+A small digits sweep (rates 0 and 0.5, FT and GA, class-wise, seed 1, a few epochs) goes through
+the pruning array and the unlearning array that waits for it; then the results, the runs' exit
+statuses, --status, a resubmission (nothing to do) and a resubmission after deleting one result
+(exactly one task). Skipped unless RUN_SLURM_TESTS=1, which `make test-slurm` sets.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from slurm_cluster import local_cluster, missing_requirements, wait_for_queue
+
+if os.environ.get("RUN_SLURM_TESTS") != "1":
+    pytest.skip("Slurm integration test: run it with `make test-slurm`", allow_module_level=True)
+if missing_requirements():
+    pytest.fail(f"cannot start a local Slurm: {missing_requirements()}", pytrace=False)
+
+METHODS = ("FT", "GA")
+
+
+def sweep(env, root, *extra):
+    command = [sys.executable, "scripts/sweep.py", "--stage", "all", "--dataset", "digits", "--arch", "resnet20s"]
+    command += ["--root", str(root), "--rates", "0,0.5", "--methods", ",".join(METHODS), "--scenarios", "class"]
+    command += ["--seeds", "1", "--slurm-gpus", "0", "--python", sys.executable]
+    command += ["--extra-prune-args", "--epochs 2 --rewind_epoch 1 --batch_size 128 --no-progress --device cpu"]
+    command += ["--extra-unlearn-args", "--unlearn_epochs 1 --batch_size 128 --no-progress --device cpu", *extra]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def results(root):
+    return sorted(root.glob("digits_resnet20s/unlearn/class/r*/*/seed1/*_eval.json"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with local_cluster(tmp_path_factory.mktemp("slurm")) as env:
+        yield {**env, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_a_digits_sweep_runs_on_slurm_and_resubmits_only_what_is_missing(cluster, tmp_path):
+    root = tmp_path / "sweep"
+    first = sweep(cluster, root, "--slurm")
+    assert "# submitted prune: job" in first and "# submitted unlearn: job" in first
+    wait_for_queue(cluster)
+    found = results(root)
+    assert len(found) == 2 * len(METHODS), first
+    for path in found:
+        record = json.loads(path.read_text())
+        assert record["dataset"] == "digits" and record["method"] in METHODS
+        assert (path.parent / "log.txt").read_text().splitlines()[-1] == "=== exit 0"
+    prune_log = root / "digits_resnet20s" / "prune_r0.5" / "log.txt"
+    assert prune_log.read_text().splitlines()[-1] == "=== exit 0"
+
+    status = sweep(cluster, root, "--status")
+    assert "# prune: 1 finished, 0 running, 0 failed, 0 interrupted, 0 pending" in status
+    assert "# unlearn: 4 finished, 0 running, 0 failed, 0 interrupted, 0 pending" in status
+
+    again = sweep(cluster, root, "--slurm")
+    assert "# prune: nothing to submit" in again and "# unlearn: nothing to submit" in again
+
+    found[0].unlink()
+    once_more = sweep(cluster, root, "--slurm")
+    assert "# prune: nothing to submit" in once_more and "1 array tasks" in once_more
+    wait_for_queue(cluster)
+    assert len(results(root)) == 2 * len(METHODS)
+
+    report = subprocess.run(
+        [sys.executable, "report.py", str(root), "--out", str(tmp_path / "report")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0 and "digits · resnet20s" in report.stdout, report.stdout + report.stderr

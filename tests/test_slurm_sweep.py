@@ -65,11 +65,24 @@ def test_a_digits_sweep_runs_on_slurm_and_resubmits_only_what_is_missing(cluster
     again = sweep(cluster, root, "--slurm")
     assert "# prune: nothing to submit" in again and "# unlearn: nothing to submit" in again
 
-    found[0].unlink()
+    found[0].unlink()  # a lost result: the plain resubmission runs exactly that one again
     once_more = sweep(cluster, root, "--slurm")
     assert "# prune: nothing to submit" in once_more and "1 array tasks" in once_more
     wait_for_queue(cluster)
     assert len(results(root)) == 2 * len(METHODS)
+
+    found[1].unlink()  # a failed run: --retry-failed submits it alone
+    with open(found[1].parent / "log.txt", "a") as log:
+        log.write(
+            "=== 2026-01-01 00:00:00 slurm 1_1 on node python main_forget.py\nTraceback (most recent call last):\n"
+        )
+        log.write("=== exit 1\n")
+    assert "0 running, 1 failed" in sweep(cluster, root, "--status")
+    retried = sweep(cluster, root, "--slurm", "--retry-failed")
+    assert "# prune: nothing to submit" in retried and "1 array tasks" in retried
+    wait_for_queue(cluster)
+    assert len(results(root)) == 2 * len(METHODS)
+    assert "# unlearn: 4 finished" in sweep(cluster, root, "--status")
 
     report = subprocess.run(
         [sys.executable, "report.py", str(root), "--out", str(tmp_path / "report")],

@@ -49,6 +49,8 @@ DATASETS = {}
 
 def register_dataset(name):
     def add(loader):
+        if name in DATASETS:
+            raise ValueError(f"--dataset '{name}' is registered twice; give the new loader another name")
         DATASETS[name] = loader
         return loader
 
@@ -532,9 +534,6 @@ class Data:
             "test": (self.test_images, self.test_labels),
         }[split]
         return Batches(images, labels, indices, batch_size)
-
-    def class_count(self, c: int) -> int:
-        return int((self.train_labels == c).sum())
 
 
 def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset: int | None = None) -> Data:

@@ -184,3 +184,9 @@ def test_fashionmnist_end_to_end_with_train_subset(tmp_path, capsys):
         main_forget.main(
             [*common[:6], "--no-progress", "--mask", str(mask), "--unlearn", "raw", "--save_dir", str(tmp_path / "x")]
         )
+
+
+def test_a_dataset_name_cannot_be_registered_twice():
+    with pytest.raises(ValueError, match="registered twice"):
+        dataset.register_dataset("fashionmnist")(lambda **_: None)
+    assert dataset.DATASETS["fashionmnist"] is dataset.load_fashion_mnist

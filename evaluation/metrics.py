@@ -34,6 +34,16 @@ def test_indices(data, forgotten_class):
     return np.flatnonzero(labels != forgotten_class)
 
 
+def _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class):
+    """Probabilities and labels of D_r, D_f, validation and test (test transform; test without a forgotten class)."""
+    return {
+        "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),
+        "forget": probabilities(model, data.eval_batches("train", forget_indices), runtime),
+        "val": probabilities(model, data.eval_batches("val"), runtime),
+        "test": probabilities(model, data.eval_batches("test", test_indices(data, forgotten_class)), runtime),
+    }
+
+
 def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, log=print):
     """What can be measured of a diverged model: its accuracies while its weights are still finite, never
     the MIA (an SVC cannot be fitted on non-finite outputs). Missing numbers are None."""
@@ -42,13 +52,8 @@ def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forg
     if not weights_are_finite(model):
         log("accuracy: not measured, the weights are not finite")
         return results
-    subsets = {
-        "retain": data.eval_batches("train", retain_indices),
-        "forget": data.eval_batches("train", forget_indices),
-        "val": data.eval_batches("val"),
-        "test": data.eval_batches("test", test_indices(data, forgotten_class)),
-    }
-    accuracy = {name: _accuracy(probabilities(model, batches, runtime)) for name, batches in subsets.items()}
+    sets = _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class)
+    accuracy = {name: _accuracy(value) for name, value in sets.items()}
     results.update(accuracy=accuracy, UA=100.0 - accuracy["forget"], RA=accuracy["retain"], TA=accuracy["test"])
     log(f"accuracy: retain {accuracy['retain']:.2f}%  forget {accuracy['forget']:.2f}%  test {accuracy['test']:.2f}%")
     return results
@@ -57,12 +62,7 @@ def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forg
 def evaluate(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, done=None, log=print):
     """UA, RA, TA and the MIA scores (all but RTE); ``done`` holds metrics already computed (reused on resume)."""
     results = dict(done or {})
-    sets = {
-        "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),
-        "forget": probabilities(model, data.eval_batches("train", forget_indices), runtime),
-        "val": probabilities(model, data.eval_batches("val"), runtime),
-        "test": probabilities(model, data.eval_batches("test", test_indices(data, forgotten_class)), runtime),
-    }
+    sets = _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class)
     if "accuracy" not in results:
         results["accuracy"] = {name: _accuracy(value) for name, value in sets.items()}
     accuracy = results["accuracy"]

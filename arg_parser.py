@@ -111,6 +111,10 @@ def add_unlearn_args(parser):
     )
     group.add_argument("--alpha", type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
     group.add_argument("--no-l1-epochs", dest="no_l1_epochs", type=int, default=0, help="final epochs without l1")
+    import unlearn  # here, not at the top: the methods import this module
+
+    for flag in unlearn.method_flags():
+        group.add_argument(f"--{flag.name}", type=flag.type, default=flag.default, help=flag.help)
     return group
 
 

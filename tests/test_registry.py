@@ -84,3 +84,16 @@ def test_functions_stay_short():
                 if node.end_lineno - node.lineno + 1 > 60:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert not long
+
+
+def test_a_methods_own_flags_reach_the_parser_once(monkeypatch):
+    monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
+    flag = unlearn.Flag("demo_strength", 0.25, float, "a test-only flag")
+    unlearn.register("demo_a", help="a", flags=(flag,))(lambda model, ctx: None)
+    unlearn.register("demo_b", help="b", flags=(flag,))(lambda model, ctx: None)
+    parser = main_forget.make_parser()
+    assert parser.parse_args([]).demo_strength == 0.25
+    assert parser.parse_args(["--demo_strength", "2"]).demo_strength == 2.0
+    unlearn.register("demo_c", help="c", flags=(unlearn.Flag("demo_strength", 1, int, "other"),))(lambda m, c: None)
+    with pytest.raises(ValueError, match="--demo_strength is declared differently"):
+        main_forget.make_parser()

@@ -19,6 +19,16 @@ from utils import UsageError
 
 
 @dataclass(frozen=True)
+class Flag:
+    """A command-line flag only some methods read, e.g. ``Flag("saliency_ratio", 0.5, float, "...")``."""
+
+    name: str  # without the leading dashes; becomes args.<name>
+    default: object
+    type: Callable
+    help: str
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     fn: Callable
@@ -31,6 +41,7 @@ class Method:
     # flags for scripts/sweep.py (None: give them with --method-args); {alpha_ff}, {alpha_iu} and
     # {alpha_l1} are filled from the sweep's --alpha-ff / --alpha-iu / --alpha-l1
     sweep_args: str | None = None
+    flags: tuple[Flag, ...] = ()  # its own flags, added to --help's "unlearn" group (shared names must agree)
 
 
 METHODS: dict[str, Method] = {}
@@ -57,6 +68,16 @@ def get_method(name: str) -> Method:
 def listed() -> list[Method]:
     """Every method in listing order (rank, then name)."""
     return sorted(METHODS.values(), key=lambda method: (method.rank, method.name))
+
+
+def method_flags() -> list[Flag]:
+    """Every method's own flags, each name once; two methods declaring one name must declare it alike."""
+    flags: dict[str, Flag] = {}
+    for method in listed():
+        for flag in method.flags:
+            if flags.setdefault(flag.name, flag) != flag:
+                raise ValueError(f"--{flag.name} is declared differently by two methods; give one of them another name")
+    return list(flags.values())
 
 
 def _import_all() -> None:

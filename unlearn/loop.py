@@ -7,9 +7,11 @@ from interrupts import Diverged, EpochInterrupted, Stopped
 from trainer import make_optimizer, make_scheduler, train_epoch
 
 
-def iterate(model, ctx, subset: str, loss_for_epoch, name: str) -> list[dict]:
+def iterate(model, ctx, subset, loss_for_epoch, name: str) -> list[dict]:
     """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset``.
 
+    ``subset`` is 'retain' or 'forget', or any batches object with ``set_epoch``, ``__len__`` and
+    ``iterate_from`` (see ``dataset.Batches``) for methods whose epoch is something else.
     ``loss_for_epoch(epoch)`` returns the ``loss_fn(model, images, labels)`` of that epoch, so
     schedules such as the l1 coefficient live in the method, not here. After every epoch
     ``ctx.on_epoch`` may save progress; ``ctx.resume`` (such saved progress) continues from it.
@@ -17,7 +19,8 @@ def iterate(model, ctx, subset: str, loss_for_epoch, name: str) -> list[dict]:
     args = ctx.args
     optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
     scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
-    batches = ctx.batches(subset)
+    batches = ctx.batches(subset) if isinstance(subset, str) else subset
+    label = subset if isinstance(subset, str) else getattr(subset, "name", "its batches")
     history, start, partial = [], 0, None
     if ctx.resume is not None:
         optimizer.load_state_dict(ctx.resume["optimizer"])
@@ -50,7 +53,7 @@ def iterate(model, ctx, subset: str, loss_for_epoch, name: str) -> list[dict]:
         scheduler.step()
         history.append({"epoch": epoch, "lr": lr, **stats})
         ctx.log(
-            f"{name} epoch {epoch}: loss {stats['loss']:.4f} acc {stats['acc']:.2f}% on {subset} "
+            f"{name} epoch {epoch}: loss {stats['loss']:.4f} acc {stats['acc']:.2f}% on {label} "
             f"lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
         _save(ctx, epoch + 1, optimizer, scheduler, history)

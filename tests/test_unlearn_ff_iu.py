@@ -209,14 +209,19 @@ def test_fisher_runs_with_augmentation(data):
 
 
 @pytest.mark.parametrize("prune_rate", [0.0, 0.5])
-def test_vectorised_sample_gradients_equal_autograd_loop(data, prune_rate):
+def test_directional_derivatives_equal_per_sample_gradient_dot_products(data, prune_rate):
     model = tiny_model(prune_rate=prune_rate)
     images, labels = next(iter(data.train_batches(np.arange(10), batch_size=10, shuffle=False, augment=False)))
-    vectorised = wfisher.sample_gradients(model, images, labels)
-    reference = wfisher.sample_gradients_loop(model, images, labels)
-    assert vectorised.shape == (10, sum(p.numel() for p in model.parameters()))
-    torch.testing.assert_close(vectorised, reference, rtol=1e-5, atol=1e-7)
-    assert not torch.allclose(vectorised[0], vectorised[1])
+    grads = wfisher.sample_gradients_loop(model, images, labels)
+    assert grads.shape == (10, sum(p.numel() for p in model.parameters()))
+    generator = torch.Generator().manual_seed(3)
+    directions = (torch.randn(grads.shape[1], generator=generator), grads[0])
+    dots = wfisher.directional_derivatives(model, images, labels, directions)
+    assert dots.shape == (10, 2)
+    torch.testing.assert_close(dots, grads @ torch.stack(directions, dim=1), rtol=1e-4, atol=1e-5)
+    assert len(set(dots[:, 0].tolist())) == 10  # one value per sample, not a batch mean
+    if prune_rate:  # the JVP passes leave the module's pruned weights as they were
+        effective_weights_zero_at_mask(model)
 
 
 def numpy_recursion(v, grads, N):
@@ -242,12 +247,21 @@ def test_recursion_matches_numpy_formulas():
     assert abs(scale) > 1e-3
 
 
+def test_closed_form_recursion_equals_the_vector_form():
+    rng = np.random.default_rng(1)
+    v, grads = torch.from_numpy(rng.normal(size=9)), torch.from_numpy(rng.normal(size=(12, 9)))
+    state = wfisher._ClosedFormRecursion(v, 5.0)
+    state.g0 = grads[0]
+    state.feed(torch.stack([grads[1:] @ v, grads[1:] @ grads[0]], dim=1))
+    torch.testing.assert_close(state.k, wfisher.recursion(v, grads, 5.0), rtol=1e-12, atol=1e-12)
+
+
 def test_woodfisher_vectorised_equals_loop_and_reads_n_plus_two_samples(data):
     model = tiny_model()
     v = torch.randn(sum(p.numel() for p in model.parameters()), generator=torch.Generator().manual_seed(1))
     batches = data.train_batches(np.arange(40), batch_size=4, shuffle=False, augment=False)
     N = 5
-    vectorised = wfisher.woodfisher(model, batches, v, N, chunk_size=3)
+    vectorised = wfisher.woodfisher(model, batches, v, N)
     reference = wfisher.woodfisher_loop(model, batches, v, N)
     torch.testing.assert_close(vectorised, reference, rtol=1e-4, atol=1e-6)
     images, labels = next(iter(data.train_batches(np.arange(40), batch_size=40, shuffle=False, augment=False)))
@@ -265,7 +279,9 @@ def test_woodfisher_vectorised_equals_loop_and_reads_n_plus_two_samples(data):
     k_vec = wfisher.woodfisher(model, batches, v)
     k_loop = wfisher.woodfisher_loop(model, batches, v)
     assert (k_loop - v).abs().max() > 1e-4
-    torch.testing.assert_close(k_vec - v, k_loop - v, rtol=1e-4, atol=1e-7)
+    # both k carry float32 rounding of |v| ~ 1 (6e-8 per element), well below the update itself
+    torch.testing.assert_close(k_vec - v, k_loop - v, rtol=1e-3, atol=1e-6)
+    assert (k_vec - k_loop).norm() < 1e-2 * (k_loop - v).norm()
 
 
 def test_influence_direction_matches_per_sample_sums(data):

@@ -8,9 +8,11 @@ Like the original, which returns once its sample index exceeds N, it reads N + 2
 (g_0 and N + 1 updates) when D_r has that many.
 
 As written, the recursion only ever rescales o, so o stays parallel to g_0 and k = v − s·g_0
-for a scalar s; we keep the vector form, which is what the formulas say and what was run.
-Per-sample gradients are vectorised with ``vmap(grad(...))`` in chunks that bound memory; the
-recursion then runs sample by sample on the device. Float32 throughout (no autocast).
+for a scalar s. We run it in that closed form: each later sample enters only through the two
+scalars v·g and g_0·g, which forward-mode AD (one JVP per direction) gives for a whole batch at
+once, so no per-sample gradient but g_0 is ever formed. ``woodfisher_loop`` keeps the vector form,
+one backward per sample as the original, as the reference the tests compare against. Float32
+throughout (no autocast); the recursion's scalars in float64.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, jvp
 
 import pruner
 from unlearn import register
-from unlearn.fisher import chunk_size_for, functional_state
+from unlearn.fisher import functional_state
 from utils import UsageError
 
 WOODFISHER_N = 1000
-MAX_CHUNK = 64  # samples per vmapped gradient call, fewer when the model is large
+JVP_BATCH = 128  # samples per forward-mode pass: memory is a forward pass's, not per-sample gradients
 
 
 def flatten(tensors) -> torch.Tensor:
@@ -61,21 +63,8 @@ def influence_direction(model, forget_batches, retain_batches, runtime=None) -> 
     return forget_sum / total - retain_sum * (num_forget / (total * num_retain))
 
 
-def sample_gradients(model, images, labels, runtime=None) -> torch.Tensor:
-    """(B, #params) loss gradients of each sample alone, vectorised over the batch."""
-    model.eval()
-    with functional_state(model) as (params, buffers):
-
-        def sample_loss(p, image, label):
-            logits = functional_call(model, (p, buffers), (image.unsqueeze(0),))
-            return F.cross_entropy(logits, label.unsqueeze(0))
-
-        grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, _inputs(images, runtime), labels)
-    return torch.cat([g.reshape(len(labels), -1) for g in grads.values()], dim=1)
-
-
 def sample_gradients_loop(model, images, labels, runtime=None) -> torch.Tensor:
-    """Reference for ``sample_gradients``: one autograd pass per sample."""
+    """(B, #params) loss gradients of each sample alone: one autograd pass per sample."""
     model.eval()
     params = list(model.parameters())
     inputs = _inputs(images, runtime)
@@ -86,8 +75,34 @@ def sample_gradients_loop(model, images, labels, runtime=None) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def unflatten_like(model, flat: torch.Tensor) -> dict:
+    """A flat vector over ``model.parameters()`` as {parameter name: tensor of its shape}."""
+    pieces, offset = {}, 0
+    for name, p in model.named_parameters():
+        pieces[name] = flat[offset : offset + p.numel()].view(p.shape)
+        offset += p.numel()
+    return pieces
+
+
+def directional_derivatives(model, images, labels, directions, runtime=None) -> torch.Tensor:
+    """(B, len(directions)): g_b·u for each sample b's own loss gradient g_b and each direction u.
+
+    Forward-mode AD of the per-sample losses of the whole batch: in eval mode a sample's loss does
+    not depend on the others, so one JVP per direction gives every sample's dot product without
+    ever forming a per-sample gradient.
+    """
+    model.eval()
+    inputs = _inputs(images, runtime)
+    with functional_state(model) as (params, buffers):
+
+        def losses(p):
+            return F.cross_entropy(functional_call(model, (p, buffers), (inputs,)), labels, reduction="none")
+
+        return torch.stack([jvp(losses, (params,), (unflatten_like(model, u),))[1] for u in directions], dim=1)
+
+
 class _Recursion:
-    """``recursion`` fed chunk by chunk, counting samples so callers can stop at the cap."""
+    """The vector recursion, fed per-sample gradients (the reference form, used by ``woodfisher_loop``)."""
 
     def __init__(self, v, N):
         self.k, self.o, self.N, self.seen = v.clone(), None, N, 0
@@ -101,6 +116,28 @@ class _Recursion:
                 self.k -= ((self.k @ g) / (self.N + t)) * self.o
                 self.o -= (t / (self.N + t)) * self.o
             self.seen += 1
+
+
+class _ClosedFormRecursion:
+    """The same recursion with o = c·g_0 and k = v − s·g_0, fed each sample's (v·g, g_0·g).
+
+    Then t = c·(g_0·g), k·g = v·g − s·(g_0·g), s ← s + c·(k·g)/(N + t) and c ← c·(1 − t/(N + t)):
+    the scalars are kept in float64, the vectors are v and g_0 only.
+    """
+
+    def __init__(self, v, N):
+        self.v, self.N, self.g0, self.c, self.s = v, float(N), None, 1.0, 0.0
+
+    def feed(self, dots: torch.Tensor) -> None:
+        for v_dot_g, g0_dot_g in dots.double().tolist():
+            t = self.c * g0_dot_g
+            k_dot_g = v_dot_g - self.s * g0_dot_g
+            self.s += self.c * k_dot_g / (self.N + t)
+            self.c -= self.c * t / (self.N + t)
+
+    @property
+    def k(self) -> torch.Tensor:
+        return self.v.clone() if self.g0 is None else self.v - self.s * self.g0
 
 
 def recursion(v: torch.Tensor, grads, N: int = WOODFISHER_N) -> torch.Tensor:
@@ -130,23 +167,15 @@ def woodfisher_loop(model, batches, v, N: int = WOODFISHER_N, max_samples: int |
     return state.k
 
 
-def woodfisher(
-    model,
-    batches,
-    v,
-    N: int = WOODFISHER_N,
-    max_samples: int | None = None,
-    runtime=None,
-    chunk_size: int | None = None,
-):
-    """``woodfisher_loop`` with the per-sample gradients vectorised in chunks of ``chunk_size`` samples."""
-    num_params = sum(p.numel() for p in model.parameters())
-    chunk_size = chunk_size or min(MAX_CHUNK, chunk_size_for(num_params))
-    state = _Recursion(v, N)
+def woodfisher(model, batches, v, N: int = WOODFISHER_N, max_samples: int | None = None, runtime=None):
+    """``woodfisher_loop``'s result from one backward (g_0) and two JVPs per batch (see ``_ClosedFormRecursion``)."""
+    state = _ClosedFormRecursion(v, N)
     for images, labels in _capped(batches, int(N) + 2 if max_samples is None else max_samples):
-        for start in range(0, len(labels), chunk_size):
-            part = slice(start, start + chunk_size)
-            state.feed(sample_gradients(model, images[part], labels[part], runtime))
+        if state.g0 is None:
+            state.g0 = sample_gradients_loop(model, images[:1], labels[:1], runtime)[0]
+            images, labels = images[1:], labels[1:]
+        if len(labels):
+            state.feed(directional_derivatives(model, images, labels, (v, state.g0), runtime))
     return state.k
 
 
@@ -175,9 +204,8 @@ def unlearn(model, ctx) -> None:
         model, ctx.batches("forget", shuffle=False), ctx.batches("retain", shuffle=False), ctx.runtime
     )
     num_params = v.numel()
-    chunk_size = min(MAX_CHUNK, chunk_size_for(num_params))
-    retain = ctx.batches("retain", batch_size=chunk_size, shuffle=False)
-    k = woodfisher(model, retain, v, WOODFISHER_N, runtime=ctx.runtime, chunk_size=chunk_size)
+    retain = ctx.batches("retain", batch_size=JVP_BATCH, shuffle=False)
+    k = woodfisher(model, retain, v, WOODFISHER_N, runtime=ctx.runtime)
     add_flat_(model, ctx.args.alpha * k)
     pruner.refresh_weights(model)
     seconds = time.perf_counter() - start

@@ -10,6 +10,10 @@
 (b) ``unlearn``: wall time of every registered method on one fixed synthetic workload.
 (c) ``ff_iu``: FF's per-class accumulator and IU's per-sample WoodFisher step, vectorised
     (torch.func) against the plain loops kept as references, with the largest difference.
+(d) ``reference``: whole IU and FF runs against plain re-implementations of the original's loops
+    (benchmarks/reference.py: batch-of-one forward + backward per sample for IU, one backward per
+    class and batch for FF) on resnet20s and resnet18, 1x8x8 digits-sized images, D = 1,500 with
+    200 forgotten; and FT's first epoch in a fresh process against its warm epochs.
 Data are synthetic CIFAR-shaped uint8 images: speed does not depend on pixel values.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,9 +30,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dataset  # noqa: E402
 import models  # noqa: E402
+import reference  # noqa: E402
 import unlearn  # noqa: E402
 from trainer import Runtime, cross_entropy, make_optimizer, train_epoch  # noqa: E402
 from unlearn import fisher, wfisher  # noqa: E402
@@ -193,6 +200,100 @@ def bench_ff_iu(arch, samples, runtime):
     }
 
 
+def _digits_sized(n_train, device):
+    """Synthetic 1x8x8 data (the digits workload's shape) with D = ``n_train`` after the 10% val split."""
+    global CIFAR_MEAN, CIFAR_STD
+    saved, (CIFAR_MEAN, CIFAR_STD) = (CIFAR_MEAN, CIFAR_STD), ((0.5,), (0.5,))
+    try:
+        return synthetic_data(n_train * 10 // 9 + 1, 16, device, seed=4, channels=1, size=8)
+    finally:
+        CIFAR_MEAN, CIFAR_STD = saved
+
+
+def _relative_gap(model_a, model_b, start) -> float:
+    """max |θ_a − θ_b| / max |θ_b − θ_start|: how far the two results differ, relative to the update."""
+    a, b, s = (torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in (model_a, model_b, start))
+    return float((a - b).abs().max() / (b - s).abs().max().clamp_min(1e-30))
+
+
+def bench_reference(arch, runtime, n_train=1500, n_forget=200):
+    """Seconds of our IU and FF against the plain references, same model and data; FT's first epoch."""
+    fp32 = Runtime(runtime.device, fast=False, progress=False)
+    data = _digits_sized(n_train, runtime.device)
+    labels = data.train_labels.cpu().numpy()
+    forget = np.sort(np.random.default_rng(2).choice(len(labels), n_forget, replace=False))
+    retain = np.setdiff1d(np.arange(len(labels)), forget)
+    args = argparse.Namespace(seed=2, batch_size=256, no_aug=True, alpha=1e-6)
+    ctx = UnlearnContext(data, forget, retain, args, fp32, None, log=lambda line: None)
+    images = data.train_images.float().div(255)
+    out = {"arch": arch, "train_samples": len(labels), "forget_samples": n_forget}
+    start = make_model(arch, data, fp32)
+
+    ours = make_model(arch, data, fp32)
+    _, out["iu_ours_s"] = _timed(lambda: unlearn.get_method("wfisher").fn(ours, ctx), runtime.device)
+    plain = make_model(arch, data, fp32)
+    f_x, f_y, r_x, r_y = images[forget], data.train_labels[forget], images[retain], data.train_labels[retain]
+    k, out["iu_reference_s"] = _timed(lambda: reference.iu_update(plain, f_x, f_y, r_x, r_y), runtime.device)
+    wfisher.add_flat_(plain, args.alpha * k)
+    out["iu_speedup"] = out["iu_reference_s"] / out["iu_ours_s"]
+    out["iu_max_rel_diff"] = _relative_gap(ours, plain, start)
+
+    ours = make_model(arch, data, fp32)
+    _, out["ff_ours_s"] = _timed(lambda: unlearn.get_method("fisher_new").fn(ours, ctx), runtime.device)
+    plain = make_model(arch, data, fp32)
+    acc, out["ff_reference_s"] = _timed(
+        lambda: reference.ff_accumulator(plain, r_x, data.num_classes, fisher.FISHER_BATCH_SIZE), runtime.device
+    )
+    _apply_fisher_noise(plain, acc, data.num_classes, args)
+    out["ff_speedup"] = out["ff_reference_s"] / out["ff_ours_s"]
+    out["ff_max_rel_diff"] = _relative_gap(ours, plain, start)
+    out["ft_epoch_s"] = _first_and_warm_epochs(arch, runtime.device)
+    first, warm = out["ft_epoch_s"][0], min(out["ft_epoch_s"][1:])
+    out["ft_first_vs_warm_pct"] = 100.0 * (first - warm) / warm
+    return out
+
+
+def _apply_fisher_noise(model, acc_list, num_classes, args) -> None:
+    """FF's perturbation from a reference accumulator, with the noise stream our method draws."""
+    params = dict(model.named_parameters())
+    acc = dict(zip(params, acc_list, strict=True))
+    detached = {name: p.detach() for name, p in params.items()}
+    generator = torch.Generator().manual_seed(args.seed)
+    new = fisher.fisher_perturbation(detached, acc, num_classes, args.alpha, None, generator)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(new[name])
+
+
+FIRST_EPOCH_SCRIPT = """
+import sys, time, numpy as np, torch
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+import bench
+from trainer import Runtime, make_optimizer, train_epoch
+runtime = Runtime(torch.device({device!r}), fast=False, progress=False)
+data = bench._digits_sized(1300, runtime.device)
+model = bench.make_model({arch!r}, data, runtime)
+optimizer = make_optimizer(model, 0.01)
+batches = data.train_batches(batch_size=256, augment=True, seed=0)
+for epoch in range(4):
+    batches.set_epoch(epoch)
+    bench.sync(runtime.device)
+    start = time.perf_counter()
+    train_epoch(model, batches, optimizer, runtime)
+    bench.sync(runtime.device)
+    print(time.perf_counter() - start)
+"""
+
+
+def _first_and_warm_epochs(arch, device) -> list[float]:
+    """Seconds of 4 FT epochs (batch 256, 1,300 images) in a fresh Python process: the first pays any warm-up."""
+    here = Path(__file__).resolve().parent
+    code = FIRST_EPOCH_SCRIPT.format(root=str(here.parent), here=str(here), device=str(device), arch=arch)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [float(line) for line in result.stdout.split()]
+
+
 def device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -201,7 +302,10 @@ def device_name(device) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="train,unlearn,ff_iu", help="comma list of train, unlearn, ff_iu")
+    parser.add_argument(
+        "--parts", default="train,unlearn,ff_iu,reference", help="comma list of train, unlearn, ff_iu, reference"
+    )
+    parser.add_argument("--reference_archs", default="resnet20s,resnet18", help="models for part (d), comma-separated")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--arch", default="resnet18", help="model for the training throughput part")
     parser.add_argument("--images", type=int, default=None, help="images per epoch (default: 45000 GPU, 1024 CPU)")
@@ -253,9 +357,24 @@ def main(argv=None):
             f"IU loop {r['iu_loop_s']:.2f} s vs vectorised {r['iu_vectorised_s']:.2f} s "
             f"({r['iu_speedup']:.1f}x, max rel diff {r['iu_max_rel_diff']:.1e})"
         )
+    if "reference" in parts:
+        results["reference"] = [
+            _print_reference(bench_reference(arch, runtime)) for arch in args.reference_archs.split(",")
+        ]
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(results, args.json)
     print(f"wrote {args.json}")
+
+
+def _print_reference(r: dict) -> dict:
+    print(
+        f"(d) {r['arch']}, {r['train_samples']} train / {r['forget_samples']} forget: "
+        f"IU {r['iu_ours_s']:.2f} s vs plain {r['iu_reference_s']:.2f} s ({r['iu_speedup']:.2f}x, rel diff "
+        f"{r['iu_max_rel_diff']:.1e}); FF {r['ff_ours_s']:.2f} s vs plain {r['ff_reference_s']:.2f} s "
+        f"({r['ff_speedup']:.2f}x, rel diff {r['ff_max_rel_diff']:.1e}); FT epochs in a fresh process "
+        f"{' '.join(f'{t:.2f}' for t in r['ft_epoch_s'])} s (first {r['ft_first_vs_warm_pct']:+.0f}% vs warm)"
+    )
+    return r
 
 
 if __name__ == "__main__":

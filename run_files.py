@@ -9,6 +9,7 @@ Unlearning (main_forget.py), for method M:
   M_progress.pth.tar          state after each unlearning epoch; removed when the run is finished
   Mcheckpoint.pth.tar         the finished run: weights, evaluation, RTE
   M_eval.json                 the results
+  M_saliency_mask.pth.tar     SalUn only: its weight-saliency mask (written by unlearn/salun.py)
 Backdoor cleanse (main_backdoor.py): M_backdoor_progress.pth.tar, M_backdoor_model.pth.tar, M_backdoor.json.
 Every run holds a lock file, .imp.lock / .M.lock / .backdoor_M.lock, while it runs (``run_lock``).
 
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import pruner
+import unlearn
 from utils import (
     UsageError,
     atomic_torch_save,
@@ -379,7 +381,8 @@ def backdoor_files(save_dir, method: str) -> dict[str, Path]:
 
 def _check_same_run(saved, args, forget_indices, path, keys) -> None:
     require_keys(saved, keys, path, "--resume file")
-    check_same_experiment(saved["args"], args, RUN_ARGS)
+    own_flags = tuple(flag.name for flag in unlearn.get_method(args.unlearn).flags)  # e.g. --saliency_ratio
+    check_same_experiment(saved["args"], args, RUN_ARGS + own_flags)
     if not np.array_equal(np.asarray(saved["forget_indices"]), forget_indices):
         raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")
 

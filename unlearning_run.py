@@ -55,11 +55,15 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
     """
     args = ctx.args
     spent_before, saving = 0.0, 0.0
+    began = time.perf_counter()
+    if method.prepare is not None:  # from θ_o, before saved progress replaces it (counted in RTE)
+        ctx.prepared = method.prepare(model, ctx)
+    preparing = time.perf_counter() - began
     if args.resume and progress_file.is_file():
         progress = run_files.load_progress(progress_file, args, ctx.forget_indices)
         pruner.load_pruned_state(model, progress["state_dict"])
         ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
-    start = time.perf_counter()
+    start = time.perf_counter() - preparing
 
     def on_epoch(state):
         nonlocal saving

@@ -23,6 +23,7 @@ import argparse
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,9 +132,13 @@ def bench_unlearn(arch, n_train, runtime, epochs=1):
         warmup=0,
         alpha=1e-6,
         no_l1_epochs=0,
+        dataset="synthetic",  # RL's epoch layout: D_f then D_r, as for CIFAR-10
+        save_dir=tempfile.mkdtemp(prefix="bench_"),  # where SalUn writes its saliency mask
+        **{flag.name: flag.default for flag in unlearn.method_flags()},
     )
     timings = {}
     for name in sorted(unlearn.METHODS):
+        args.unlearn = name
         model = make_model(arch, data, runtime)
         ctx = UnlearnContext(data, forget, retain, args, runtime, None, log=lambda line: None)
         sync(runtime.device)

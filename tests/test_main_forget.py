@@ -26,6 +26,10 @@ FAST_ARGS = {
     "fisher_new": ["--alpha", "1e-7", "--no-aug"],
     "wfisher": ["--alpha", "1", "--no-aug"],
     "raw": [],
+    "RL": ["--unlearn_epochs", "1"],
+    "SalUn": ["--unlearn_epochs", "1"],
+    "boundary_expanding": ["--unlearn_epochs", "1"],
+    "boundary_shrink": ["--unlearn_epochs", "1"],
 }
 
 

@@ -42,6 +42,9 @@ class Method:
     # {alpha_l1} are filled from the sweep's --alpha-ff / --alpha-iu / --alpha-l1
     sweep_args: str | None = None
     flags: tuple[Flag, ...] = ()  # its own flags, added to --help's "unlearn" group (shared names must agree)
+    # prepare(model, ctx) runs on θ_o before a resumed run's saved weights replace it; fn finds its
+    # result in ctx.prepared (SalUn's mask, BS's frozen θ_o, BE's head grown to the shape it trains)
+    prepare: Callable | None = None
 
 
 METHODS: dict[str, Method] = {}
@@ -78,6 +81,15 @@ def method_flags() -> list[Flag]:
             if flags.setdefault(flag.name, flag) != flag:
                 raise ValueError(f"--{flag.name} is declared differently by two methods; give one of them another name")
     return list(flags.values())
+
+
+def prepared(model, ctx, prepare):
+    """``ctx.prepared``: made by ``run_unlearning`` before any progress was loaded, or now, from θ_o."""
+    if ctx.prepared is None:
+        if ctx.resume is not None:  # the weights are no longer θ_o: preparing now would be wrong
+            raise RuntimeError("a resumed run must call the method's prepare before loading its progress")
+        ctx.prepared = prepare(model, ctx)
+    return ctx.prepared
 
 
 def _import_all() -> None:

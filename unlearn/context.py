@@ -22,6 +22,7 @@ class UnlearnContext:
     stats: dict = field(default_factory=dict)  # per-epoch logs etc. for the results file
     on_epoch: object = None  # called with the loop's state after each epoch (crash-safe progress)
     resume: dict | None = None  # that state, to continue an interrupted run
+    prepared: object = None  # what the method's ``prepare`` made from θ_o (see unlearn.Method)
 
     @property
     def augment(self) -> bool:

@@ -7,7 +7,7 @@ from interrupts import Diverged, EpochInterrupted, Stopped
 from trainer import make_optimizer, make_scheduler, train_epoch
 
 
-def iterate(model, ctx, subset, loss_for_epoch, name: str) -> list[dict]:
+def iterate(model, ctx, subset, loss_for_epoch, name: str, on_optimizer=None) -> list[dict]:
     """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset``.
 
     ``subset`` is 'retain' or 'forget', or any batches object with ``set_epoch``, ``__len__`` and
@@ -15,10 +15,14 @@ def iterate(model, ctx, subset, loss_for_epoch, name: str) -> list[dict]:
     ``loss_for_epoch(epoch)`` returns the ``loss_fn(model, images, labels)`` of that epoch, so
     schedules such as the l1 coefficient live in the method, not here. After every epoch
     ``ctx.on_epoch`` may save progress; ``ctx.resume`` (such saved progress) continues from it.
+    ``on_optimizer(optimizer)``, if given, is called once before the first step (e.g. to register
+    step hooks that restrict which weights move).
     """
     args = ctx.args
     optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
     scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
+    if on_optimizer is not None:
+        on_optimizer(optimizer)
     batches = ctx.batches(subset) if isinstance(subset, str) else subset
     label = subset if isinstance(subset, str) else getattr(subset, "name", "its batches")
     history, start, partial = [], 0, None

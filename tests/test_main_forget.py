@@ -26,6 +26,9 @@ FAST_ARGS = {
     "fisher_new": ["--alpha", "1e-7", "--no-aug"],
     "wfisher": ["--alpha", "1", "--no-aug"],
     "raw": [],
+    "SCRUB": ["--unlearn_epochs", "1"],
+    "NegGrad+": ["--unlearn_epochs", "1"],
+    "SSD": [],
 }
 
 

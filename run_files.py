@@ -381,7 +381,8 @@ def backdoor_files(save_dir, method: str) -> dict[str, Path]:
 
 def _check_same_run(saved, args, forget_indices, path, keys) -> None:
     require_keys(saved, keys, path, "--resume file")
-    own_flags = tuple(flag.name for flag in unlearn.get_method(args.unlearn).flags)  # e.g. --saliency_ratio
+    # the method's own flags (e.g. --scrub_alpha) define the run as much as the shared ones
+    own_flags = tuple(flag.name for flag in unlearn.get_method(args.unlearn).flags)
     check_same_experiment(saved["args"], args, RUN_ARGS + own_flags)
     if not np.array_equal(np.asarray(saved["forget_indices"]), forget_indices):
         raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")

@@ -30,6 +30,9 @@ FAST_ARGS = {
     "SalUn": ["--unlearn_epochs", "1"],
     "boundary_expanding": ["--unlearn_epochs", "1"],
     "boundary_shrink": ["--unlearn_epochs", "1"],
+    "SCRUB": ["--unlearn_epochs", "1"],
+    "NegGrad+": ["--unlearn_epochs", "1"],
+    "SSD": [],
 }
 
 

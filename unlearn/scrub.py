@@ -1,0 +1,135 @@
+"""SCRUB (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023).
+
+The student starts from θ_o; the teacher is a frozen copy of θ_o (eval mode). With the distillation
+divergence at temperature T over a batch of B samples,
+
+    KL_T(s, t) = T² · (1/B) · Σ_b KL(softmax(t_b/T) ‖ softmax(s_b/T)),
+
+each epoch e = 0 … E−1 (E = --unlearn_epochs) is:
+
+1. while e < --scrub_msteps, a max-step pass over D_f (batches of --scrub_forget_batch_size):
+   minimise −KL_T(student, teacher), i.e. move away from the teacher on the forget set;
+2. a min-step pass over D_r (batches of --batch_size): minimise γ·CE + α·KL_T(student, teacher)
+   (γ = --scrub_gamma, α = --scrub_alpha).
+
+Both passes step one SGD optimiser (--unlearn_lr, --momentum, --weight_decay, MultiStepLR at
+--decreasing_lr) and the student is in train mode in both, as in the authors' code. Their CIFAR-10
+setting: E = 3, msteps = 2, lr 5e-4, momentum 0.9, wd 5e-4, T = 4, γ = 0.99, α = 0.001, D_f batches
+of 512, D_r batches of 256, no augmentation.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+import pruner
+from unlearn import Flag, register
+from unlearn.loop import iterate
+from utils import UsageError
+
+
+def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+    """KL_T(s, t): the teacher's softened distribution against the student's, scaled by T² per sample."""
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    teacher = F.softmax(teacher_logits.float() / temperature, dim=1)
+    return F.kl_div(log_student, teacher, reduction="sum") * temperature**2 / student_logits.shape[0]
+
+
+class ScrubEpoch:
+    """One SCRUB epoch as one sequence of batches: D_f (max-step, while epoch < msteps), then D_r.
+
+    Seen by the shared loop as any other batches object, so the two passes share its optimiser,
+    progress saves and mid-epoch resume. ``maximising`` tells the loss which pass the batch just
+    handed out belongs to (the generator sets it before each yield, and the loop computes the
+    loss of a batch before asking for the next one).
+    """
+
+    name = "D_f (max) then D_r (min)"
+
+    def __init__(self, forget, retain, msteps: int):
+        self.forget, self.retain, self.msteps = forget, retain, msteps
+        self.epoch, self.maximising = 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.forget.set_epoch(epoch)
+        self.retain.set_epoch(epoch)
+
+    def forget_steps(self) -> int:
+        return len(self.forget) if self.epoch < self.msteps else 0
+
+    def __len__(self) -> int:
+        return self.forget_steps() + len(self.retain)
+
+    def iterate_from(self, first_batch: int):
+        forget_steps = self.forget_steps()
+        if first_batch < forget_steps:
+            self.maximising = True
+            yield from self.forget.iterate_from(first_batch)
+        self.maximising = False
+        yield from self.retain.iterate_from(max(0, first_batch - forget_steps))
+
+
+def scrub_loss(teacher, epoch_batches: ScrubEpoch, temperature: float, alpha: float, gamma: float):
+    def loss_fn(model, images, labels):
+        logits = model(images)
+        with torch.no_grad():
+            teacher_logits = teacher(images)
+        divergence = distill_kl(logits, teacher_logits, temperature)
+        if epoch_batches.maximising:
+            return -divergence, logits
+        return gamma * F.cross_entropy(logits, labels) + alpha * divergence, logits
+
+    return loss_fn
+
+
+def frozen_teacher(model, ctx):
+    """θ_o, frozen. A resumed run's ``model`` holds the student, so the teacher comes from the progress file."""
+    with torch.no_grad():  # deepcopy refuses a pruned conv's weight while it is an autograd product
+        pruner.refresh_weights(model)
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    pruner.refresh_weights(model)
+    if ctx.resume is not None:
+        teacher.load_state_dict(ctx.resume["teacher_state_dict"])
+    return teacher
+
+
+@register(
+    "SCRUB",
+    paper_name="SCRUB",
+    help="teacher-student: max-steps push the student's D_f outputs away from θ_o, min-steps keep D_r (--scrub_*)",
+    rank=20,
+    demo_args="--unlearn_epochs 3 --unlearn_lr 0.005 --batch_size 32 --scrub_forget_batch_size 64",
+    sweep_args=(
+        "--unlearn_lr 0.0005 --unlearn_epochs 3 --decreasing_lr 3,5,9 --batch_size 256 --scrub_forget_batch_size 512 "
+        "--scrub_msteps 2 --scrub_temperature 4 --scrub_alpha 0.001 --scrub_gamma 0.99 --no-aug"
+    ),
+    flags=(
+        Flag("scrub_msteps", 2, int, "SCRUB: epochs that begin with a max-step pass over D_f"),
+        Flag("scrub_temperature", 4.0, float, "SCRUB: distillation temperature T"),
+        Flag("scrub_alpha", 0.001, float, "SCRUB: weight of KL(teacher||student) in the min-step on D_r"),
+        Flag("scrub_gamma", 0.99, float, "SCRUB: weight of the cross-entropy in the min-step on D_r"),
+        Flag("scrub_forget_batch_size", 512, int, "SCRUB: batch size of the max-step pass over D_f"),
+    ),
+)
+def unlearn(model, ctx) -> None:
+    args = ctx.args
+    if args.scrub_temperature <= 0 or args.scrub_forget_batch_size < 1 or args.scrub_msteps < 0:
+        raise UsageError("SCRUB needs --scrub_temperature > 0, --scrub_forget_batch_size >= 1, --scrub_msteps >= 0")
+    teacher = frozen_teacher(model, ctx)
+    forget = ctx.batches("forget", batch_size=args.scrub_forget_batch_size)
+    epoch_batches = ScrubEpoch(forget, ctx.batches("retain"), args.scrub_msteps)
+    loss = scrub_loss(
+        ctx.runtime.call(teacher), epoch_batches, args.scrub_temperature, args.scrub_alpha, args.scrub_gamma
+    )
+    save = ctx.on_epoch
+    if save is not None:  # the teacher travels with the progress: a resumed model is the student
+        ctx.on_epoch = lambda state: save({**state, "teacher_state_dict": teacher.state_dict()})
+    try:
+        iterate(model, ctx, epoch_batches, lambda epoch: loss, "SCRUB")
+    finally:
+        ctx.on_epoch = save
+    ctx.stats["scrub_max_epochs"] = min(args.scrub_msteps, args.unlearn_epochs)

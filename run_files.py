@@ -431,6 +431,16 @@ def load_finished(path, args, forget_indices) -> dict:
     return saved
 
 
+def read_finished(path) -> dict:
+    """A finished unlearning checkpoint read back for comparison (report.py): checked to hold what it must."""
+    saved = safe_load(path, "unlearning checkpoint")
+    require_keys(saved, FINISHED_KEYS, path, "unlearning checkpoint")
+    require_state_dict(saved, path, "unlearning checkpoint")
+    if not isinstance(saved["args"], dict) or not {"arch", "dataset"} <= saved["args"].keys():
+        raise UsageError(f"unlearning checkpoint '{path}' has no 'args' with the arch and dataset; give another file")
+    return saved
+
+
 def write_eval_results(path, args, method, data, forget, model, evaluation: dict, rte_min, stats) -> dict:
     """``M_eval.json``: what report.py reads. Returns the record written."""
     results = {

@@ -54,6 +54,13 @@ def test_the_demo_reads_the_same_arguments_as_before():
         "fisher_new --alpha 1e-7 --no-aug",
         "wfisher --alpha 1 --no-aug",
         "FT_prune --unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
+        "RL --unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32",
+        "SCRUB --unlearn_epochs 3 --unlearn_lr 0.005 --batch_size 32 --scrub_forget_batch_size 64",
+        "NegGrad+ --unlearn_epochs 5 --unlearn_lr 0.01 --batch_size 32 --neggrad_beta 0.99",
+        "SalUn --unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32 --saliency_ratio 0.5",
+        "SSD --ssd_alpha 10 --ssd_lambda 1",
+        "boundary_expanding --unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
+        "boundary_shrink --unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
     ]
 
 

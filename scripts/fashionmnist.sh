@@ -6,7 +6,10 @@
 #   1. Table 1: dense + OMP 95%, the paper's six methods, class-wise forgetting of class 1 (trouser)
 #      and random forgetting of 10% of D (270 images), seeds 1-3.
 #   2. The sparsity curve: OMP at 50/99/90/75% as well, FT, IU and l1-sparse, class-wise, seed 1.
-# Then the reports: $ROOT/table1/report.md and $ROOT/curve/{report.md,sparsity_UA.png,sparsity_MIA.png}.
+#   3. The later methods (RL, SalUn, BE, BS, SCRUB, NegGrad+, SSD) on Table 1's settings, one seed at
+#      a time, with the digits demo's arguments (not tuned for Fashion-MNIST), beside the same Retrain.
+# Then the reports: $ROOT/table1/report.md, $ROOT/curve/{report.md,sparsity_UA.png,sparsity_MIA.png}
+# and $ROOT/all_methods/report.md (every method, with the JS divergence and l2 distance to Retrain).
 # Usage: scripts/fashionmnist.sh [PYTHON] [ROOT]
 # The data: Debian's dataset-fashion-mnist package, or the four official files under --data
 # (set FMNIST_DATA; default ./data, torchvision's FashionMNIST/raw layout or the files themselves).
@@ -35,6 +38,11 @@ SWEEP=(
     --method-args "FT_prune=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32} --alpha ${ALPHA_L1:-5e-4}"
 )
 METHODS=retrain,FT,GA,fisher_new,wfisher,FT_prune
+NEW_METHODS=RL,SalUn,boundary_expanding,boundary_shrink,SCRUB,NegGrad+,SSD
+NEW_ARGS=()  # the later methods run with the demo's arguments, read from the registry
+while read -r name rest; do
+    [[ ",$NEW_METHODS," == *",$name,"* ]] && NEW_ARGS+=(--method-args "$name=$rest")
+done < <("$PY" scripts/method_args.py demo)
 
 start=$(date +%s)
 "$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --rates 0,0.95 --scenarios class,random --methods "$METHODS" \
@@ -45,9 +53,15 @@ for rate in 0.5 0.99 0.9 0.75; do
     "$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --rates "0,$rate" --scenarios class \
         --methods FT,wfisher,FT_prune --seeds 1
 done
+for seed in 1 2 3; do
+    "$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --rates 0,0.95 --scenarios class,random --seeds "$seed" \
+        --methods "$NEW_METHODS" "${NEW_ARGS[@]}"
+done
 echo "sweeps took $(( ($(date +%s) - start) / 60 )) min"
 
 RUNS="$ROOT/fashionmnist_resnet20s/unlearn"
 "$PY" report.py "$RUNS"/{class,random}/r{0,0.95} --out "$ROOT/table1" --expect-methods "$METHODS" \
     --expect-seeds 1 2 3
-"$PY" report.py "$RUNS"/class/r*/{FT,wfisher,FT_prune} --out "$ROOT/curve"
+"$PY" report.py "$RUNS"/class/r*/{FT,wfisher,FT_prune}/seed1 --out "$ROOT/curve" --no-output-metrics
+"$PY" report.py "$RUNS"/{class,random}/r{0,0.95} --out "$ROOT/all_methods" --expect-methods "$METHODS,$NEW_METHODS" \
+    --expect-seeds 1 2 3

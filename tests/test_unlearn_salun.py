@@ -75,6 +75,7 @@ def make_ctx(data, tmp_path, method, epochs=2, seed=2, **extra):
         decreasing_lr="91,136",
         warmup=0,
         saliency_ratio=0.5,
+        saliency_end="largest",
     )
     args.__dict__.update(extra)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -185,6 +186,10 @@ def test_the_saliency_mask_keeps_the_largest_fraction():
     mask = salun.top_fraction_mask(saliency, 0.5)  # 3 of 7: 5, 4, 3
     assert torch.equal(mask["a"], torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
     assert torch.equal(mask["b"], torch.tensor([1.0, 0.0, 0.0]))
+    # the reference's rank test keeps the other end: 0, 0.1, 0.2
+    mask = salun.top_fraction_mask(saliency, 0.5, largest=False)
+    assert torch.equal(mask["a"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    assert torch.equal(mask["b"], torch.tensor([0.0, 1.0, 0.0]))
 
 
 @pytest.mark.parametrize("ratio", [0.1, 0.5, 0.9])

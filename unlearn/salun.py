@@ -18,7 +18,8 @@ keyed by parameter name (loadable with ``weights_only=True``).
 Where the reference code differs (docs/differences.md): its rank test ``ranks < ⌊γ·N⌋`` on an
 ascending ranking keeps the γ SMALLEST saliencies, not the largest the paper defines; and its
 mask script before December 2023 took an SGD step (on −CE) after every batch it accumulated, so
-later batches saw moved weights. Here: the largest, and the gradient at θ_o.
+later batches saw moved weights. Here: the largest, and the gradient at θ_o;
+``--saliency_end smallest`` keeps the reference's end instead, to compare the two.
 """
 
 import argparse
@@ -56,12 +57,18 @@ def forget_saliency(model, ctx) -> dict[str, torch.Tensor]:
     return {name: total.abs() for name, total in totals.items()}
 
 
-def top_fraction_mask(saliency: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
-    """1 for the ⌊ratio·N⌋ largest values over all tensors together, 0 elsewhere (ties: the earlier element)."""
+def saliency_end(text: str) -> str:
+    if text not in ("largest", "smallest"):
+        raise argparse.ArgumentTypeError(f"must be largest or smallest, got {text}")
+    return text
+
+
+def top_fraction_mask(saliency: dict[str, torch.Tensor], ratio: float, largest: bool = True) -> dict[str, torch.Tensor]:
+    """1 for the ⌊ratio·N⌋ largest (or smallest) values over all tensors together, 0 elsewhere (ties: the earlier)."""
     flat = torch.cat([values.flatten().float() for values in saliency.values()])
     keep = int(flat.numel() * ratio)
     chosen = torch.zeros_like(flat)
-    chosen[torch.argsort(flat, descending=True, stable=True)[:keep]] = 1.0
+    chosen[torch.argsort(flat, descending=largest, stable=True)[:keep]] = 1.0
     mask, start = {}, 0
     for name, values in saliency.items():
         mask[name] = chosen[start : start + values.numel()].view_as(values).to(values.dtype)
@@ -75,7 +82,8 @@ def mask_file(save_dir, method: str) -> Path:
 
 def prepare(model, ctx) -> dict[str, torch.Tensor]:
     """The saliency mask of θ_o, saved beside the results."""
-    mask = top_fraction_mask(forget_saliency(model, ctx), ctx.args.saliency_ratio)
+    largest = ctx.args.saliency_end == "largest"
+    mask = top_fraction_mask(forget_saliency(model, ctx), ctx.args.saliency_ratio, largest)
     kept = sum(int(m.sum()) for m in mask.values())
     total = sum(m.numel() for m in mask.values())
     ctx.stats["salient_weights"] = {"kept": kept, "total": total}
@@ -120,7 +128,15 @@ class SalientOnly:
     rank=21,
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32 --saliency_ratio 0.5",
     sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10 --saliency_ratio 0.5",
-    flags=(Flag("saliency_ratio", 0.5, fraction, "SalUn: fraction of weights (largest |gradient| on D_f) to update"),),
+    flags=(
+        Flag("saliency_ratio", 0.5, fraction, "SalUn: fraction of weights (largest |gradient| on D_f) to update"),
+        Flag(
+            "saliency_end",
+            "largest",
+            saliency_end,
+            "SalUn: keep the largest saliencies (the paper) or the smallest (what the reference's rank test keeps)",
+        ),
+    ),
     prepare=prepare,
 )
 def unlearn(model, ctx) -> None:

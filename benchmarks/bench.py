@@ -316,7 +316,7 @@ def device_name(device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--parts", default="train,unlearn,ff_iu,reference", help="comma list of train, unlearn, ff_iu, reference"
@@ -334,7 +334,11 @@ def main(argv=None):
     parser.add_argument("--fp32", action="store_true", help="CUDA: no bf16 autocast / channels-last")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     runtime = Runtime(device, fast=not args.fp32, progress=False, compile=args.compile)

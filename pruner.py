@@ -99,6 +99,17 @@ def refresh_weights(model: nn.Module) -> None:
             module.weight = module.weight_orig * module.weight_mask
 
 
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with no gradients (e.g. θ_o kept beside a model that trains).
+
+    The pruned weights are refreshed without autograd first: after a training forward they are
+    autograd products, not leaves, and ``deepcopy`` refuses those.
+    """
+    with torch.no_grad():
+        refresh_weights(model)
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
 def masks_of(model: nn.Module) -> dict:
     return extract_mask(model.state_dict())
 

@@ -12,8 +12,6 @@ models normalise inside, like ours): ε = 0.1 is a tenth of the pixel range, and
 rounding to 1/255 keep x' a valid 8-bit image.
 """
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
@@ -26,11 +24,7 @@ EPSILON = 0.1
 
 def prepare(model, ctx):
     """θ_o, frozen: the attacked model stays the original while the trained one moves."""
-    with torch.no_grad():  # a pruned weight left from a training forward is not a leaf, and deepcopy refuses those
-        pruner.refresh_weights(model)
-    original = copy.deepcopy(model).eval()
-    original.requires_grad_(False)
-    return original
+    return pruner.frozen_copy(model)
 
 
 def nearest_wrong_class(original, images, labels, epsilon: float = EPSILON) -> torch.Tensor:

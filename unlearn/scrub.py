@@ -20,13 +20,11 @@ of 512, D_r batches of 256, no augmentation.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
 import pruner
-from unlearn import Flag, register
+from unlearn import Flag, prepared, register
 from unlearn.loop import iterate
 from utils import UsageError
 
@@ -86,15 +84,9 @@ def scrub_loss(teacher, epoch_batches: ScrubEpoch, temperature: float, alpha: fl
     return loss_fn
 
 
-def frozen_teacher(model, ctx):
-    """θ_o, frozen. A resumed run's ``model`` holds the student, so the teacher comes from the progress file."""
-    with torch.no_grad():  # deepcopy refuses a pruned conv's weight while it is an autograd product
-        pruner.refresh_weights(model)
-        teacher = copy.deepcopy(model).eval().requires_grad_(False)
-    pruner.refresh_weights(model)
-    if ctx.resume is not None:
-        teacher.load_state_dict(ctx.resume["teacher_state_dict"])
-    return teacher
+def prepare(model, ctx):
+    """The teacher: θ_o, frozen (made before a resumed run's student weights are loaded)."""
+    return pruner.frozen_copy(model)
 
 
 @register(
@@ -114,22 +106,17 @@ def frozen_teacher(model, ctx):
         Flag("scrub_gamma", 0.99, float, "SCRUB: weight of the cross-entropy in the min-step on D_r"),
         Flag("scrub_forget_batch_size", 512, int, "SCRUB: batch size of the max-step pass over D_f"),
     ),
+    prepare=prepare,
 )
 def unlearn(model, ctx) -> None:
     args = ctx.args
     if args.scrub_temperature <= 0 or args.scrub_forget_batch_size < 1 or args.scrub_msteps < 0:
         raise UsageError("SCRUB needs --scrub_temperature > 0, --scrub_forget_batch_size >= 1, --scrub_msteps >= 0")
-    teacher = frozen_teacher(model, ctx)
+    teacher = prepared(model, ctx, prepare)
     forget = ctx.batches("forget", batch_size=args.scrub_forget_batch_size)
     epoch_batches = ScrubEpoch(forget, ctx.batches("retain"), args.scrub_msteps)
     loss = scrub_loss(
         ctx.runtime.call(teacher), epoch_batches, args.scrub_temperature, args.scrub_alpha, args.scrub_gamma
     )
-    save = ctx.on_epoch
-    if save is not None:  # the teacher travels with the progress: a resumed model is the student
-        ctx.on_epoch = lambda state: save({**state, "teacher_state_dict": teacher.state_dict()})
-    try:
-        iterate(model, ctx, epoch_batches, lambda epoch: loss, "SCRUB")
-    finally:
-        ctx.on_epoch = save
+    iterate(model, ctx, epoch_batches, lambda epoch: loss, "SCRUB")
     ctx.stats["scrub_max_epochs"] = min(args.scrub_msteps, args.unlearn_epochs)

@@ -21,6 +21,7 @@ from trainer import Runtime, make_optimizer, train_epoch
 from unlearn import rl, salun
 from unlearn.boundary_shrink import nearest_wrong_class
 from unlearn.context import UnlearnContext
+from unlearn.loop import TwoPasses
 
 METHODS = ("RL", "SalUn", "boundary_expanding", "boundary_shrink")
 CPU = Runtime(torch.device("cpu"), progress=False)
@@ -164,7 +165,7 @@ def test_random_labels_are_uniform_may_equal_the_truth_and_depend_on_seed_epoch_
 def test_rl_epoch_layout_per_dataset_and_mid_epoch_replay(data, tmp_path, name):
     ctx = make_ctx(data, tmp_path, "RL", dataset=name)
     batches = rl.random_label_batches(ctx)
-    assert isinstance(batches, rl.Mixed if name == "cifar100" else rl.ForgetThenRetain)
+    assert isinstance(batches, rl.Mixed if name == "cifar100" else TwoPasses)
     batches.set_epoch(3)
     full = list(batches.iterate_from(0))
     assert len(full) == len(batches) == (40 + 200 + 15) // 16 if name == "cifar100" else 3 + 13

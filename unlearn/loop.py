@@ -71,3 +71,38 @@ def _save(ctx, epoch, optimizer, scheduler, history, partial=None) -> None:
         return
     state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     ctx.on_epoch({**state, "history": history, "partial_epoch": partial})
+
+
+class TwoPasses:
+    """One epoch as two subsets' batches in a row, for methods whose epoch is not one subset.
+
+    ``first`` runs only in epochs where ``first_when(epoch)`` holds; ``relabel(epoch, number, labels)``
+    may replace the labels of its batch ``number``. ``in_first`` tells a loss which pass the batch just
+    handed out belongs to: it is set before each yield, and the loop computes a batch's loss before
+    asking for the next one. Resumable mid-epoch like ``dataset.Batches``.
+    """
+
+    def __init__(self, first, second, name: str, first_when=None, relabel=None):
+        self.first, self.second, self.name = first, second, name
+        self.first_when, self.relabel = first_when, relabel
+        self.epoch, self.in_first = 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.first.set_epoch(epoch)
+        self.second.set_epoch(epoch)
+
+    def first_steps(self) -> int:
+        return len(self.first) if self.first_when is None or self.first_when(self.epoch) else 0
+
+    def __len__(self) -> int:
+        return self.first_steps() + len(self.second)
+
+    def iterate_from(self, first_batch: int):
+        steps = self.first_steps()
+        if first_batch < steps:
+            self.in_first = True
+            for number, (images, labels) in enumerate(self.first.iterate_from(first_batch), start=first_batch):
+                yield images, labels if self.relabel is None else self.relabel(self.epoch, number, labels)
+        self.in_first = False
+        yield from self.second.iterate_from(max(0, first_batch - steps))

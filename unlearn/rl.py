@@ -19,7 +19,7 @@ import torch
 from dataset import Batches
 from trainer import cross_entropy
 from unlearn import register
-from unlearn.loop import iterate
+from unlearn.loop import TwoPasses, iterate
 
 MIXED_DATASETS = ("cifar100", "TinyImagenet")
 
@@ -29,30 +29,6 @@ def random_labels(count: int, num_classes: int, seed: int, epoch: int, batch: in
     # distinct from dataset.Batches' shuffle seed (seed * 1_000_003 + epoch), so the draws are independent
     generator = torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + batch) * 7 + 3)
     return torch.randint(num_classes, (count,), generator=generator).to(device)
-
-
-class ForgetThenRetain:
-    """One epoch for the shared loop: D_f's batches with random labels, then D_r's batches."""
-
-    name = "D_f (random labels) then D_r"
-
-    def __init__(self, forget: Batches, retain: Batches, num_classes: int, seed: int):
-        self.forget, self.retain, self.num_classes, self.seed = forget, retain, num_classes, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.forget.set_epoch(epoch)
-        self.retain.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.forget) + len(self.retain)
-
-    def iterate_from(self, first_batch: int):
-        first = min(first_batch, len(self.forget))
-        for number, (images, labels) in enumerate(self.forget.iterate_from(first), start=first):
-            yield images, random_labels(len(labels), self.num_classes, self.seed, self.epoch, number, labels.device)
-        yield from self.retain.iterate_from(max(0, first_batch - len(self.forget)))
 
 
 class Mixed:
@@ -88,7 +64,12 @@ def random_label_batches(ctx):
     if ctx.args.dataset in MIXED_DATASETS:
         augment = ctx.data.train_augment if ctx.augment else None
         return Mixed(ctx.data, ctx.forget_indices, ctx.retain_indices, ctx.args.batch_size, augment, ctx.args.seed)
-    return ForgetThenRetain(ctx.batches("forget"), ctx.batches("retain"), ctx.data.num_classes, ctx.args.seed)
+    num_classes, seed = ctx.data.num_classes, ctx.args.seed
+
+    def relabel(epoch, number, labels):
+        return random_labels(len(labels), num_classes, seed, epoch, number, labels.device)
+
+    return TwoPasses(ctx.batches("forget"), ctx.batches("retain"), "D_f (random labels) then D_r", relabel=relabel)
 
 
 def random_labelling(model, ctx, name: str, on_optimizer=None) -> None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 import pruner
 from unlearn import Flag, prepared, register
-from unlearn.loop import iterate
+from unlearn.loop import TwoPasses, iterate
 from utils import UsageError
 
 
@@ -36,48 +36,13 @@ def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tens
     return F.kl_div(log_student, teacher, reduction="sum") * temperature**2 / student_logits.shape[0]
 
 
-class ScrubEpoch:
-    """One SCRUB epoch as one sequence of batches: D_f (max-step, while epoch < msteps), then D_r.
-
-    Seen by the shared loop as any other batches object, so the two passes share its optimiser,
-    progress saves and mid-epoch resume. ``maximising`` tells the loss which pass the batch just
-    handed out belongs to (the generator sets it before each yield, and the loop computes the
-    loss of a batch before asking for the next one).
-    """
-
-    name = "D_f (max) then D_r (min)"
-
-    def __init__(self, forget, retain, msteps: int):
-        self.forget, self.retain, self.msteps = forget, retain, msteps
-        self.epoch, self.maximising = 0, False
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.forget.set_epoch(epoch)
-        self.retain.set_epoch(epoch)
-
-    def forget_steps(self) -> int:
-        return len(self.forget) if self.epoch < self.msteps else 0
-
-    def __len__(self) -> int:
-        return self.forget_steps() + len(self.retain)
-
-    def iterate_from(self, first_batch: int):
-        forget_steps = self.forget_steps()
-        if first_batch < forget_steps:
-            self.maximising = True
-            yield from self.forget.iterate_from(first_batch)
-        self.maximising = False
-        yield from self.retain.iterate_from(max(0, first_batch - forget_steps))
-
-
-def scrub_loss(teacher, epoch_batches: ScrubEpoch, temperature: float, alpha: float, gamma: float):
+def scrub_loss(teacher, epoch_batches: TwoPasses, temperature: float, alpha: float, gamma: float):
     def loss_fn(model, images, labels):
         logits = model(images)
         with torch.no_grad():
             teacher_logits = teacher(images)
         divergence = distill_kl(logits, teacher_logits, temperature)
-        if epoch_batches.maximising:
+        if epoch_batches.in_first:  # the max-step pass over D_f
             return -divergence, logits
         return gamma * F.cross_entropy(logits, labels) + alpha * divergence, logits
 
@@ -114,7 +79,10 @@ def unlearn(model, ctx) -> None:
         raise UsageError("SCRUB needs --scrub_temperature > 0, --scrub_forget_batch_size >= 1, --scrub_msteps >= 0")
     teacher = prepared(model, ctx, prepare)
     forget = ctx.batches("forget", batch_size=args.scrub_forget_batch_size)
-    epoch_batches = ScrubEpoch(forget, ctx.batches("retain"), args.scrub_msteps)
+    msteps = args.scrub_msteps
+    epoch_batches = TwoPasses(
+        forget, ctx.batches("retain"), "D_f (max) then D_r (min)", first_when=lambda epoch: epoch < msteps
+    )
     loss = scrub_loss(
         ctx.runtime.call(teacher), epoch_batches, args.scrub_temperature, args.scrub_alpha, args.scrub_gamma
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import arg_parser
+import unlearn
 from evaluation import audit_stats
 from evaluation.outputs import load_outputs
 from run_files import unlearning_files
@@ -62,7 +63,9 @@ def forget_flags(args, common: list[str], log) -> list[str]:
     of a class) is drawn once here and passed as explicit indices, since main_forget.py draws from --seed."""
     if args.class_to_replace != -1 and args.num_indexes_to_replace is None:
         return ["--class_to_replace", str(args.class_to_replace)]
-    path = Path(args.save_dir) / "forget_indices.npy"
+    # named by its draw: another draw makes other run arguments, which the reuse check refuses
+    draw = f"c{args.class_to_replace}_n{args.num_indexes_to_replace}_seed{args.forget_seed}"
+    path = Path(args.save_dir) / f"forget_indices_{draw}.npy"
     if not path.is_file():
         _draw_forget_set(args, common, path, log)
     return ["--indexes_to_replace", str(path)]
@@ -89,6 +92,7 @@ def _draw_forget_set(args, common: list[str], path: Path, log) -> None:
 
 
 def plan(args, log) -> list[AuditRun]:
+    unlearn.get_method(args.unlearn)  # an unknown name fails here, listing the valid ones, not in 2N logs
     common = split_flags(args.run_args, "--run-args")
     sides = {
         "method": (args.unlearn, split_flags(args.method_args, "--method-args")),

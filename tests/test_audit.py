@@ -180,10 +180,9 @@ def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
         ]
     )
     runs = audit.plan(args, log=lambda line: None)
-    indices = np.load(tmp_path / "forget_indices.npy", allow_pickle=False)
+    path = tmp_path / "forget_indices_c-1_n50_seed1.npy"
+    indices = np.load(path, allow_pickle=False)
     assert len(indices) == 50 and len(np.unique(indices)) == 50
-    assert all(
-        run.args[run.args.index("--indexes_to_replace") + 1] == str(tmp_path / "forget_indices.npy") for run in runs
-    )
+    assert all(run.args[run.args.index("--indexes_to_replace") + 1] == str(path) for run in runs)
     assert [(run.side, run.seed) for run in runs] == [(s, k) for s in ("method", "retrain") for k in (1, 2, 3)]
     assert all(run.args[run.args.index("--train_seed") + 1] == str(run.seed) for run in runs)

@@ -111,17 +111,24 @@ def plan(args, log) -> list[AuditRun]:
     return runs
 
 
-def ensure_run(run: AuditRun, log) -> str:
-    """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path."""
+def _command(run: AuditRun) -> list[str]:
+    """Check the run's folder, record its arguments, and give its command (--resume if it left a checkpoint)."""
     record = run.save_dir / "audit_run.json"  # the arguments that made this folder: reuse only the same run
     if record.is_file() and json.loads(record.read_text())["args"] != run.args:
         raise UsageError(f"'{run.save_dir}' holds a run with other arguments (see {record}); use another --save_dir")
-    if run.files["outputs"].is_file():
-        return "reused"
-    run.save_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json({"args": run.args}, record)
+    if not record.is_file():
+        run.save_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json({"args": run.args}, record)
     resume = run.files["checkpoint"].is_file() or run.files["progress"].is_file()
-    argv = [sys.executable, str(REPO / "main_forget.py"), *run.args, *(["--resume"] if resume else [])]
+    return [sys.executable, str(REPO / "main_forget.py"), *run.args, *(["--resume"] if resume else [])]
+
+
+def ensure_run(run: AuditRun, log) -> str:
+    """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path."""
+    if run.files["outputs"].is_file():
+        _command(run)  # only for its check that the folder holds this run
+        return "reused"
+    argv = _command(run)
     with open(run.save_dir / "log.txt", "a") as handle:
         handle.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
         handle.flush()
@@ -129,7 +136,35 @@ def ensure_run(run: AuditRun, log) -> str:
         handle.write(f"{EXIT_MARK}{status}\n")
     if status != 0 or not run.files["outputs"].is_file():
         raise UsageError(f"run {run.save_dir} failed (exit {status}); see {run.save_dir / 'log.txt'}")
-    return "resumed" if resume else "ran"
+    return "resumed" if "--resume" in argv else "ran"
+
+
+def submit_slurm(args, log) -> int:
+    """Submit the pending runs as one Slurm job array (scripts/sweep.py's array script, so the logs carry
+    the same marks); once it has finished, the same command without --slurm reuses every run."""
+    from scripts import sweep  # imported here: only --slurm needs the sweep's array script
+
+    pending = [run for run in plan(args, log) if not run.files["outputs"].is_file()]
+    if not pending:
+        log("nothing to submit: every run has its outputs; rerun without --slurm for the audit")
+        return 0
+    save_dir = Path(args.save_dir).resolve()
+    commands_file, script_file = save_dir / "audit.commands", save_dir / "audit.sbatch"
+    here = shlex.quote(str(Path.cwd()))  # the array runs from the repository: relative paths stay ours
+    commands_file.write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending))
+    commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending))
+    (save_dir / "slurm_logs").mkdir(exist_ok=True)
+    script = sweep.sbatch_script("audit", len(pending), commands_file, save_dir / "slurm_logs", None, args.slurm_gpus)
+    script_file.write_text(script)
+    sbatch = ["sbatch", "--parsable", *shlex.split(args.slurm_args), str(script_file)]
+    if args.dry_run:
+        log(f"would run: {shlex.join(sbatch)}  ({len(pending)} array tasks, {commands_file})")
+        return 0
+    done = subprocess.run(sbatch, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")
+    log(f"submitted job {done.stdout.strip().split(';')[0]}: {len(pending)} array tasks; rerun without --slurm after")
+    return 0
 
 
 def scores(runs: list[AuditRun]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,8 @@
         --method-args "--unlearn_epochs 5 --unlearn_lr 0.01" --retrain-args "--unlearn_epochs 10 --unlearn_lr 0.05"
 Runs {save_dir}/method/seedK and {save_dir}/retrain/seedK (K = 1..N) as main_forget.py --save_outputs
 subprocesses, reusing finished runs and resuming interrupted ones; writes {save_dir}/audit.json and
-{save_dir}/audit_accuracy.png. Definitions: docs/usage.md, "main_audit.py".
+{save_dir}/audit_accuracy.png. With --slurm the pending runs go to Slurm as one job array; the same
+command without --slurm then computes the audit. Definitions: docs/usage.md, "main_audit.py".
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def make_parser():
     parser.add_argument("--class_to_replace", type=int, default=0, help="class to forget (-1: random forgetting)")
     parser.add_argument("--num_indexes_to_replace", type=int, default=None, help="forget set size (required with -1)")
     parser.add_argument("--forget_seed", type=int, default=1, help="seed of a drawn forget set (drawn once)")
+    parser.add_argument("--slurm", action="store_true", help="submit the pending runs as a Slurm job array instead")
+    parser.add_argument("--slurm-args", dest="slurm_args", default="", help="with --slurm: extra sbatch flags")
+    parser.add_argument("--slurm-gpus", dest="slurm_gpus", type=int, default=1, help="with --slurm: GPUs per task")
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="with --slurm: write, do not submit")
     return parser
 
 
@@ -37,6 +42,8 @@ def main(argv=None):
         raise UsageError(f"-N {args.num_models}: the leave-one-model-out test needs at least 2 runs per side")
     if args.class_to_replace == -1 and args.num_indexes_to_replace is None:
         raise UsageError("--class_to_replace -1 (random forgetting) needs --num_indexes_to_replace")
+    if args.slurm:
+        return audit.submit_slurm(args, log)
     result = audit.run_audit(args, log)
     for name in ("method_vs_retrain", "noise_floor"):
         part = result[name]

@@ -186,3 +186,21 @@ def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
     assert all(run.args[run.args.index("--indexes_to_replace") + 1] == str(path) for run in runs)
     assert [(run.side, run.seed) for run in runs] == [(s, k) for s in ("method", "retrain") for k in (1, 2, 3)]
     assert all(run.args[run.args.index("--train_seed") + 1] == str(run.seed) for run in runs)
+
+
+def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):
+    argv = [
+        *("--mask", "m.pth.tar", "--unlearn", "FT", "-N", "2", "--save_dir", str(tmp_path), "--run-args", RUN_ARGS),
+        *("--class_to_replace", "3", "--slurm", "--slurm-gpus", "0", "--dry-run"),
+    ]
+    (tmp_path / "retrain" / "seed2").mkdir(parents=True)
+    (tmp_path / "retrain" / "seed2" / "retrain_outputs.npz").write_bytes(b"")  # finished: not submitted
+    assert main_audit.main(argv) == 0
+    commands = (tmp_path / "audit.commands").read_text().splitlines()
+    dirs = (tmp_path / "audit.dirs").read_text().splitlines()
+    assert len(commands) == 3 and dirs == [str(tmp_path / d) for d in ("method/seed1", "method/seed2", "retrain/seed1")]
+    assert all("main_forget.py" in line and "--save_outputs" in line for line in commands)
+    assert "--seed 2 --train_seed 2" in commands[1]
+    script = (tmp_path / "audit.sbatch").read_text()
+    assert "#SBATCH --array=0-2" in script and "--gres" not in script and audit.EXIT_MARK in script
+    assert "would run: sbatch --parsable" in capsys.readouterr().out

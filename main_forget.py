@@ -4,7 +4,7 @@ Class-wise forgetting of class 0 (the original README's command, 4,500 = all of 
     python main_forget.py --save_dir out --mask runs/omp/1model_SA_best.pth.tar --unlearn FT \\
         --num_indexes_to_replace 4500 --unlearn_lr 0.01 --unlearn_epochs 10
 Random forgetting: add --class_to_replace -1. Outputs: {save_dir}/{unlearn}_eval.json and
-{save_dir}/{unlearn}checkpoint.pth.tar.
+{save_dir}/{unlearn}checkpoint.pth.tar (with --save_outputs also {save_dir}/{unlearn}_outputs.npz).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ def make_parser():
     arg_parser.add_model_args(parser)
     arg_parser.add_run_args(parser, save_dir_default="runs/unlearn")
     arg_parser.add_train_args(parser)
-    arg_parser.add_unlearn_args(parser)
+    unlearn_group = arg_parser.add_unlearn_args(parser)
+    unlearn_group.add_argument(
+        "--save_outputs",
+        action="store_true",
+        help="also write {save_dir}/{unlearn}_outputs.npz: logits of every forget example and of a fixed "
+        "1000-example test sample, with their indices and labels (the input of main_audit.py)",
+    )
     return parser
 
 

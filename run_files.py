@@ -9,6 +9,7 @@ Unlearning (main_forget.py), for method M:
   M_progress.pth.tar          state after each unlearning epoch; removed when the run is finished
   Mcheckpoint.pth.tar         the finished run: weights, evaluation, RTE
   M_eval.json                 the results
+  M_outputs.npz               with --save_outputs: per-example logits of D_f and a fixed test sample
   M_saliency_mask.pth.tar     SalUn only: its weight-saliency mask (written by unlearn/salun.py)
 Backdoor cleanse (main_backdoor.py): M_backdoor_progress.pth.tar, M_backdoor_model.pth.tar, M_backdoor.json.
 Every run holds a lock file, .imp.lock / .M.lock / .backdoor_M.lock, while it runs (``run_lock``).
@@ -360,12 +361,13 @@ PROGRESS_KEYS = (
 
 
 def unlearning_files(save_dir, method: str) -> dict[str, Path]:
-    """main_forget.py's files for ``method``: finished checkpoint, progress, results."""
+    """main_forget.py's files for ``method``: finished checkpoint, progress, results, per-example outputs."""
     save_dir = Path(save_dir)
     return {
         "checkpoint": save_dir / f"{method}checkpoint.pth.tar",
         "progress": save_dir / f"{method}_progress.pth.tar",
         "results": save_dir / f"{method}_eval.json",
+        "outputs": save_dir / f"{method}_outputs.npz",
     }
 
 

@@ -18,6 +18,7 @@ import pruner
 import run_files
 import unlearn
 from evaluation.metrics import evaluate, evaluate_diverged
+from evaluation.outputs import per_example_outputs, save_outputs
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import choose_forget_set
 from interrupts import Diverged
@@ -129,6 +130,9 @@ def _run_locked(args, method, data, forget, model, runtime, files, log) -> dict:
     results = run_files.write_eval_results(
         files["results"], args, method, data, forget, model, evaluation, rte_min, stats
     )
+    if args.save_outputs:
+        save_outputs(per_example_outputs(model, data, forget.forget_indices, runtime), files["outputs"])
+        log(f"per-example outputs -> {files['outputs']}")
     if stats.get("diverged"):
         at = stats["diverged"]
         raise Diverged(

@@ -1,0 +1,267 @@
+"""A per-example audit of forgetting: N runs of a method and N Retrain runs, compared example by example.
+
+``run_audit(args, log)`` is main_audit.py's whole job. Every run is an ordinary ``main_forget.py
+--save_outputs`` subprocess in its own folder ({save_dir}/method/seedK, {save_dir}/retrain/seedK),
+so a sweep or a cluster could run the same commands. A run whose outputs exist is reused; one that
+left a checkpoint or progress file is continued with --resume. The statistics are in
+evaluation/audit_stats.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import arg_parser
+import unlearn
+from evaluation import audit_stats
+from evaluation.outputs import load_outputs
+from run_files import unlearning_files
+from utils import UsageError, atomic_write_bytes, atomic_write_json
+
+REPO = Path(__file__).resolve().parent
+EXIT_MARK = "=== exit "  # the same log.txt marks as scripts/sweep.py's runs
+# Flags the audit sets for every run; a pass-through string must not set them too.
+AUDIT_FLAGS = (
+    "--seed", "--train_seed", "--save_dir", "--save_outputs", "--resume", "--unlearn", "--mask",
+    "--class_to_replace", "--num_indexes_to_replace", "--indexes_to_replace",
+)  # fmt: skip
+
+
+@dataclass
+class AuditRun:
+    side: str  # "method" or "retrain"
+    seed: int
+    method: str
+    save_dir: Path
+    args: list[str]  # main_forget.py's arguments, without --resume
+
+    @property
+    def files(self) -> dict[str, Path]:
+        return unlearning_files(self.save_dir, self.method)
+
+
+def split_flags(text: str, what: str) -> list[str]:
+    flags = shlex.split(text or "")
+    taken = [flag for flag in flags if flag.split("=")[0] in AUDIT_FLAGS]
+    if taken:
+        raise UsageError(f"{what} sets {taken[0]}, which the audit sets for every run; remove it")
+    return flags
+
+
+def forget_flags(args, common: list[str], log) -> list[str]:
+    """The same forget set for every run: a whole class by its number; anything drawn (random, or part
+    of a class) is drawn once here and passed as explicit indices, since main_forget.py draws from --seed."""
+    if args.class_to_replace != -1 and args.num_indexes_to_replace is None:
+        return ["--class_to_replace", str(args.class_to_replace)]
+    # named by its draw: another draw makes other run arguments, which the reuse check refuses
+    draw = f"c{args.class_to_replace}_n{args.num_indexes_to_replace}_seed{args.forget_seed}"
+    path = Path(args.save_dir) / f"forget_indices_{draw}.npy"
+    if not path.is_file():
+        _draw_forget_set(args, common, path, log)
+    return ["--indexes_to_replace", str(path)]
+
+
+def _draw_forget_set(args, common: list[str], path: Path, log) -> None:
+    """Draw the forget set once with --forget_seed, on the data the runs will see (their data flags)."""
+    import dataset  # here: only a drawn forget set needs the data in this process
+
+    data_parser = argparse.ArgumentParser(add_help=False)
+    arg_parser.add_data_args(data_parser)
+    data_args, _ = data_parser.parse_known_args(common)
+    labels = dataset.load_data(data_args).train_labels.numpy()
+    c, n = args.class_to_replace, args.num_indexes_to_replace
+    candidates = len(labels) if c == -1 else int((labels == c).sum())
+    if not 0 < n <= min(candidates, len(labels) - 1):
+        most = min(candidates, len(labels) - 1)
+        raise UsageError(f"--num_indexes_to_replace {n}: give 1..{most} for this forget set")
+    indices = np.sort(dataset.select_forget(labels, c, n, args.forget_seed))
+    buffer = io.BytesIO()
+    np.save(buffer, indices)
+    atomic_write_bytes(buffer.getvalue(), path)
+    log(f"drew {len(indices)} forget indices with --forget_seed {args.forget_seed} -> {path}")
+
+
+def plan(args, log) -> list[AuditRun]:
+    unlearn.get_method(args.unlearn)  # an unknown name fails here, listing the valid ones, not in 2N logs
+    common = split_flags(args.run_args, "--run-args")
+    sides = {
+        "method": (args.unlearn, split_flags(args.method_args, "--method-args")),
+        "retrain": ("retrain", split_flags(args.retrain_args, "--retrain-args")),
+    }
+    Path(args.save_dir).mkdir(parents=True, exist_ok=True)
+    forget = forget_flags(args, common, log)
+    runs = []
+    for side, (method, extra) in sides.items():
+        for seed in range(1, args.num_models + 1):
+            save_dir = Path(args.save_dir) / side / f"seed{seed}"
+            # --train_seed varies too: it draws Retrain's initialisation, so the Retrain models differ
+            seeds = ["--seed", str(seed), "--train_seed", str(seed)]
+            flags = [*common, "--mask", args.mask, "--unlearn", method, *extra, *forget, *seeds]
+            runs.append(AuditRun(side, seed, method, save_dir, [*flags, "--save_dir", str(save_dir), "--save_outputs"]))
+    return runs
+
+
+def _command(run: AuditRun) -> list[str]:
+    """Check the run's folder, record its arguments, and give its command (--resume if it left a checkpoint)."""
+    record = run.save_dir / "audit_run.json"  # the arguments that made this folder: reuse only the same run
+    if record.is_file() and json.loads(record.read_text())["args"] != run.args:
+        raise UsageError(f"'{run.save_dir}' holds a run with other arguments (see {record}); use another --save_dir")
+    if not record.is_file():
+        run.save_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json({"args": run.args}, record)
+    resume = run.files["checkpoint"].is_file() or run.files["progress"].is_file()
+    return [sys.executable, str(REPO / "main_forget.py"), *run.args, *(["--resume"] if resume else [])]
+
+
+def ensure_run(run: AuditRun, log) -> str:
+    """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path."""
+    if run.files["outputs"].is_file():
+        _command(run)  # only for its check that the folder holds this run
+        return "reused"
+    argv = _command(run)
+    with open(run.save_dir / "log.txt", "a") as handle:
+        handle.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
+        handle.flush()
+        status = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT)
+        handle.write(f"{EXIT_MARK}{status}\n")
+    if status != 0 or not run.files["outputs"].is_file():
+        raise UsageError(f"run {run.save_dir} failed (exit {status}); see {run.save_dir / 'log.txt'}")
+    return "resumed" if "--resume" in argv else "ran"
+
+
+def submit_slurm(args, log) -> int:
+    """Submit the pending runs as one Slurm job array (scripts/sweep.py's array script, so the logs carry
+    the same marks); once it has finished, the same command without --slurm reuses every run."""
+    from scripts import sweep  # imported here: only --slurm needs the sweep's array script
+
+    pending = [run for run in plan(args, log) if not run.files["outputs"].is_file()]
+    if not pending:
+        log("nothing to submit: every run has its outputs; rerun without --slurm for the audit")
+        return 0
+    save_dir = Path(args.save_dir).resolve()
+    commands_file, script_file = save_dir / "audit.commands", save_dir / "audit.sbatch"
+    here = shlex.quote(str(Path.cwd()))  # the array runs from the repository: relative paths stay ours
+    commands_file.write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending))
+    commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending))
+    (save_dir / "slurm_logs").mkdir(exist_ok=True)
+    script = sweep.sbatch_script("audit", len(pending), commands_file, save_dir / "slurm_logs", None, args.slurm_gpus)
+    script_file.write_text(script)
+    sbatch = ["sbatch", "--parsable", *shlex.split(args.slurm_args), str(script_file)]
+    if args.dry_run:
+        log(f"would run: {shlex.join(sbatch)}  ({len(pending)} array tasks, {commands_file})")
+        return 0
+    done = subprocess.run(sbatch, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")
+    log(f"submitted job {done.stdout.strip().split(';')[0]}: {len(pending)} array tasks; rerun without --slurm after")
+    return 0
+
+
+def scores(runs: list[AuditRun]) -> tuple[np.ndarray, np.ndarray]:
+    """φ of every forget example under every run: (runs, examples), and the forget indices they share."""
+    phis, indices = [], None
+    for run in runs:
+        outputs = load_outputs(run.files["outputs"])
+        if indices is not None and not np.array_equal(outputs["forget_indices"], indices):
+            raise UsageError(f"'{run.files['outputs']}' has another forget set than the other runs")
+        if not np.isfinite(outputs["forget_logits"]).all():
+            raise UsageError(f"'{run.files['outputs']}' has non-finite logits (the run diverged); audit without it")
+        indices = outputs["forget_indices"]
+        phis.append(audit_stats.scaled_confidence(outputs["forget_logits"], outputs["forget_labels"]))
+    return np.stack(phis), indices
+
+
+def compare(side_a: np.ndarray, side_b: np.ndarray) -> dict:
+    """Per-example attack accuracy and ε of side A against side B, with their summaries."""
+    accuracy = audit_stats.lira_accuracy(side_a, side_b)
+    epsilon = audit_stats.epsilon_estimate(side_a, side_b)
+    return {
+        "models": [len(side_a), len(side_b)],
+        "attack_accuracy": audit_stats.summary(accuracy),
+        "epsilon": audit_stats.summary(epsilon),
+        "largest_measurable_epsilon": audit_stats.largest_epsilon(len(side_a), len(side_b)),
+        "per_example": {"attack_accuracy": accuracy.tolist(), "epsilon": epsilon.tolist()},
+    }
+
+
+def noise_floor(retrain: np.ndarray) -> dict | None:
+    """Retrain against Retrain, its runs split into two disjoint halves: what an exact unlearner scores."""
+    half = len(retrain) // 2
+    if half < 2:
+        return None  # leave-one-model-out needs two models per half
+    return compare(retrain[:half], retrain[half : 2 * half])
+
+
+def plot_accuracy(audit: dict, path: Path) -> None:
+    """Histogram of per-example attack accuracy: method vs Retrain, and the noise floor when measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a cluster node
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 21)
+    series = [(f"{audit['method']} vs retrain", audit["method_vs_retrain"])]
+    if audit["noise_floor"] is not None:
+        series.append(("retrain vs retrain (noise floor)", audit["noise_floor"]))
+    for label, result in series:
+        axes.hist(result["per_example"]["attack_accuracy"], bins=bins, alpha=0.6, label=label)
+    axes.set(xlabel="per-example attack accuracy (leave-one-model-out LR test)", ylabel="forget examples")
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+DEFINITIONS = {
+    "phi": "log(p_y / (1 - p_y)) = z_y - logsumexp(z_j, j != y) from the logits of each model",
+    "attack_accuracy": "per example: fraction of models, each held out in turn, that a likelihood-ratio test "
+    "with Gaussians fitted to the remaining models of each side assigns to their own side (ties count 1/2)",
+    "epsilon": "per example: max over thresholds (both directions) of max(log((1-delta-FPR)/FNR), "
+    "log((1-delta-FNR)/FPR)), floored at 0, with FPR and FNR replaced by their Clopper-Pearson upper bounds",
+    "delta": audit_stats.DELTA,
+    "clopper_pearson_alpha": audit_stats.ALPHA,
+    "noise_floor": "retrain runs 1..N/2 against retrain runs N/2+1..N (half as many models per side)",
+}
+
+
+def run_audit(args, log) -> dict:
+    """Run or reuse every run, compare the sides, write audit.json and the histogram; returns the record."""
+    began = time.perf_counter()
+    runs = plan(args, log)
+    outcomes = {"ran": 0, "resumed": 0, "reused": 0}
+    for run in runs:
+        outcome = ensure_run(run, log)
+        outcomes[outcome] += 1
+        log(f"{outcome:>7} {run.save_dir}")
+    method, indices = scores([run for run in runs if run.side == "method"])
+    retrain, retrain_indices = scores([run for run in runs if run.side == "retrain"])
+    if not np.array_equal(indices, retrain_indices):
+        raise UsageError("the method's runs and the retrain runs forgot different sets; use a fresh --save_dir")
+    audit = {
+        "method": args.unlearn,
+        "num_models": args.num_models,
+        "mask": args.mask,
+        "runs": outcomes,
+        "definitions": DEFINITIONS,
+        "forget_indices": indices.tolist(),
+        "method_vs_retrain": compare(method, retrain),
+        "noise_floor": noise_floor(retrain),
+    }
+    audit["seconds"] = time.perf_counter() - began
+    save_dir = Path(args.save_dir)
+    atomic_write_json(audit, save_dir / "audit.json")
+    plot_accuracy(audit, save_dir / "audit_accuracy.png")
+    return audit

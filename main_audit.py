@@ -1,0 +1,64 @@
+"""Per-example audit of forgetting: N runs of a method against N Retrain runs, example by example.
+
+    python main_audit.py --mask runs/omp/1model_SA_best.pth.tar --unlearn FT -N 8 --save_dir audit_ft \\
+        --run-args "--dataset digits --arch resnet20s --device cpu --no-progress" \\
+        --method-args "--unlearn_epochs 5 --unlearn_lr 0.01" --retrain-args "--unlearn_epochs 10 --unlearn_lr 0.05"
+Runs {save_dir}/method/seedK and {save_dir}/retrain/seedK (K = 1..N) as main_forget.py --save_outputs
+subprocesses, reusing finished runs and resuming interrupted ones; writes {save_dir}/audit.json and
+{save_dir}/audit_accuracy.png. With --slurm the pending runs go to Slurm as one job array; the same
+command without --slurm then computes the audit. Definitions: docs/usage.md, "main_audit.py".
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import audit
+from utils import UsageError, log, run_cli
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mask", required=True, help="mask file to unlearn from (as main_forget.py --mask)")
+    parser.add_argument("--unlearn", required=True, help="the method to audit (a main_forget.py --unlearn name)")
+    parser.add_argument("-N", "--num_models", type=int, default=4, help="runs per side, seeds 1..N (default 4)")
+    parser.add_argument("--save_dir", required=True, help="folder of the runs, audit.json and the plot")
+    parser.add_argument("--run-args", dest="run_args", default="", help="main_forget.py flags of every run")
+    parser.add_argument("--method-args", dest="method_args", default="", help="main_forget.py flags of the method")
+    parser.add_argument("--retrain-args", dest="retrain_args", default="", help="main_forget.py flags of Retrain")
+    parser.add_argument("--class_to_replace", type=int, default=0, help="class to forget (-1: random forgetting)")
+    parser.add_argument("--num_indexes_to_replace", type=int, default=None, help="forget set size (required with -1)")
+    parser.add_argument("--forget_seed", type=int, default=1, help="seed of a drawn forget set (drawn once)")
+    parser.add_argument("--slurm", action="store_true", help="submit the pending runs as a Slurm job array instead")
+    parser.add_argument("--slurm-args", dest="slurm_args", default="", help="with --slurm: extra sbatch flags")
+    parser.add_argument("--slurm-gpus", dest="slurm_gpus", type=int, default=1, help="with --slurm: GPUs per task")
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true", help="with --slurm: write, do not submit")
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
+    if args.num_models < 2:
+        raise UsageError(f"-N {args.num_models}: the leave-one-model-out test needs at least 2 runs per side")
+    if args.class_to_replace == -1 and args.num_indexes_to_replace is None:
+        raise UsageError("--class_to_replace -1 (random forgetting) needs --num_indexes_to_replace")
+    if args.slurm:
+        return audit.submit_slurm(args, log)
+    result = audit.run_audit(args, log)
+    for name in ("method_vs_retrain", "noise_floor"):
+        part = result[name]
+        if part is None:
+            log(f"{name}: not measured (needs -N >= 4)")
+            continue
+        acc, eps = part["attack_accuracy"], part["epsilon"]
+        log(
+            f"{name} ({part['models'][0]} vs {part['models'][1]} models): attack accuracy mean {acc['mean']:.3f} "
+            f"(q10 {acc['q10']:.3f} q50 {acc['q50']:.3f} q90 {acc['q90']:.3f}); epsilon mean {eps['mean']:.3f} "
+            f"(q50 {eps['q50']:.3f} q90 {eps['q90']:.3f}, at most {part['largest_measurable_epsilon']:.2f})"
+        )
+    log(f"runs {result['runs']}; {result['seconds']:.0f} s -> {args.save_dir}/audit.json")
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,8 +1,9 @@
 """A per-example audit of forgetting: N runs of a method and N Retrain runs, compared example by example.
 
 ``run_audit(args, log)`` is main_audit.py's whole job. Every run is an ordinary ``main_forget.py
---save_outputs`` subprocess in its own folder ({save_dir}/method/seedK, {save_dir}/retrain/seedK),
-so a sweep or a cluster could run the same commands. A run whose outputs exist is reused; one that
+--save_outputs`` subprocess in its own folder ({save_dir}/{unlearn}/seedK, {save_dir}/retrain/seedK),
+so a sweep or a cluster could run the same commands, and the Retrain runs of one folder serve every
+method audited there. A run whose outputs exist is reused; one that
 left a checkpoint or progress file is continued with --resume. The statistics are in
 evaluation/audit_stats.py.
 """
@@ -12,10 +13,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +96,8 @@ def _draw_forget_set(args, common: list[str], path: Path, log) -> None:
 
 def plan(args, log) -> list[AuditRun]:
     unlearn.get_method(args.unlearn)  # an unknown name fails here, listing the valid ones, not in 2N logs
+    if args.unlearn == "retrain":
+        raise UsageError("--unlearn retrain: Retrain is the reference side; its noise floor is in every audit")
     common = split_flags(args.run_args, "--run-args")
     sides = {
         "method": (args.unlearn, split_flags(args.method_args, "--method-args")),
@@ -103,7 +108,7 @@ def plan(args, log) -> list[AuditRun]:
     runs = []
     for side, (method, extra) in sides.items():
         for seed in range(1, args.num_models + 1):
-            save_dir = Path(args.save_dir) / side / f"seed{seed}"
+            save_dir = Path(args.save_dir) / method / f"seed{seed}"
             # --train_seed varies too: it draws Retrain's initialisation, so the Retrain models differ
             seeds = ["--seed", str(seed), "--train_seed", str(seed)]
             flags = [*common, "--mask", args.mask, "--unlearn", method, *extra, *forget, *seeds]
@@ -123,7 +128,7 @@ def _command(run: AuditRun) -> list[str]:
     return [sys.executable, str(REPO / "main_forget.py"), *run.args, *(["--resume"] if resume else [])]
 
 
-def ensure_run(run: AuditRun, log) -> str:
+def ensure_run(run: AuditRun, env: dict | None = None) -> str:
     """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path."""
     if run.files["outputs"].is_file():
         _command(run)  # only for its check that the folder holds this run
@@ -132,11 +137,41 @@ def ensure_run(run: AuditRun, log) -> str:
     with open(run.save_dir / "log.txt", "a") as handle:
         handle.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
         handle.flush()
-        status = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT)
+        status = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT, env=env)
         handle.write(f"{EXIT_MARK}{status}\n")
     if status != 0 or not run.files["outputs"].is_file():
         raise UsageError(f"run {run.save_dir} failed (exit {status}); see {run.save_dir / 'log.txt'}")
     return "resumed" if "--resume" in argv else "ran"
+
+
+def child_env(jobs: int) -> dict | None:
+    """With several runs at once, each gets its share of the cores (unless OMP_NUM_THREADS is set already)."""
+    if jobs == 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def ensure_runs(runs: list[AuditRun], jobs: int, log) -> dict:
+    """Run, resume or reuse every run, ``jobs`` at a time; counts of each outcome. A failure stops the rest."""
+    outcomes = {"ran": 0, "resumed": 0, "reused": 0}
+    env = child_env(jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(ensure_run, run, env) for run in runs]
+        try:
+            for run, future in zip(runs, futures):
+                outcome = future.result()
+                outcomes[outcome] += 1
+                log(f"{outcome:>7} {run.save_dir}")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the runs already started finish; no new one starts
+            raise
+    return outcomes
+
+
+def result_files(save_dir, method: str) -> dict[str, Path]:
+    """Where one method's audit goes: beside the runs, named after the method like its _eval.json."""
+    return {"json": Path(save_dir) / f"{method}_audit.json", "plot": Path(save_dir) / f"{method}_audit_accuracy.png"}
 
 
 def submit_slurm(args, log) -> int:
@@ -149,7 +184,8 @@ def submit_slurm(args, log) -> int:
         log("nothing to submit: every run has its outputs; rerun without --slurm for the audit")
         return 0
     save_dir = Path(args.save_dir).resolve()
-    commands_file, script_file = save_dir / "audit.commands", save_dir / "audit.sbatch"
+    commands_file = save_dir / f"{args.unlearn}_audit.commands"
+    script_file = commands_file.with_suffix(".sbatch")
     here = shlex.quote(str(Path.cwd()))  # the array runs from the repository: relative paths stay ours
     commands_file.write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending))
     commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending))
@@ -238,14 +274,10 @@ DEFINITIONS = {
 
 
 def run_audit(args, log) -> dict:
-    """Run or reuse every run, compare the sides, write audit.json and the histogram; returns the record."""
+    """Run or reuse every run, compare the sides, write {unlearn}_audit.json and the histogram; returns it."""
     began = time.perf_counter()
     runs = plan(args, log)
-    outcomes = {"ran": 0, "resumed": 0, "reused": 0}
-    for run in runs:
-        outcome = ensure_run(run, log)
-        outcomes[outcome] += 1
-        log(f"{outcome:>7} {run.save_dir}")
+    outcomes = ensure_runs(runs, args.jobs, log)
     method, indices = scores([run for run in runs if run.side == "method"])
     retrain, retrain_indices = scores([run for run in runs if run.side == "retrain"])
     if not np.array_equal(indices, retrain_indices):
@@ -261,7 +293,7 @@ def run_audit(args, log) -> dict:
         "noise_floor": noise_floor(retrain),
     }
     audit["seconds"] = time.perf_counter() - began
-    save_dir = Path(args.save_dir)
-    atomic_write_json(audit, save_dir / "audit.json")
-    plot_accuracy(audit, save_dir / "audit_accuracy.png")
+    files = result_files(args.save_dir, args.unlearn)
+    atomic_write_json(audit, files["json"])
+    plot_accuracy(audit, files["plot"])
     return audit

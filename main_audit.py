@@ -3,9 +3,9 @@
     python main_audit.py --mask runs/omp/1model_SA_best.pth.tar --unlearn FT -N 8 --save_dir audit_ft \\
         --run-args "--dataset digits --arch resnet20s --device cpu --no-progress" \\
         --method-args "--unlearn_epochs 5 --unlearn_lr 0.01" --retrain-args "--unlearn_epochs 10 --unlearn_lr 0.05"
-Runs {save_dir}/method/seedK and {save_dir}/retrain/seedK (K = 1..N) as main_forget.py --save_outputs
-subprocesses, reusing finished runs and resuming interrupted ones; writes {save_dir}/audit.json and
-{save_dir}/audit_accuracy.png. With --slurm the pending runs go to Slurm as one job array; the same
+Runs {save_dir}/{unlearn}/seedK and {save_dir}/retrain/seedK (K = 1..N) as main_forget.py --save_outputs
+subprocesses, reusing finished runs (the Retrain runs serve every method audited in one folder) and
+resuming interrupted ones; writes {save_dir}/{unlearn}_audit.json and {unlearn}_audit_accuracy.png. With --slurm the pending runs go to Slurm as one job array; the same
 command without --slurm then computes the audit. Definitions: docs/usage.md, "main_audit.py".
 """
 
@@ -22,7 +22,8 @@ def make_parser():
     parser.add_argument("--mask", required=True, help="mask file to unlearn from (as main_forget.py --mask)")
     parser.add_argument("--unlearn", required=True, help="the method to audit (a main_forget.py --unlearn name)")
     parser.add_argument("-N", "--num_models", type=int, default=4, help="runs per side, seeds 1..N (default 4)")
-    parser.add_argument("--save_dir", required=True, help="folder of the runs, audit.json and the plot")
+    parser.add_argument("--save_dir", required=True, help="folder of the runs, the audit and its plot")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="runs at once, each on its share of the cores")
     parser.add_argument("--run-args", dest="run_args", default="", help="main_forget.py flags of every run")
     parser.add_argument("--method-args", dest="method_args", default="", help="main_forget.py flags of the method")
     parser.add_argument("--retrain-args", dest="retrain_args", default="", help="main_forget.py flags of Retrain")
@@ -40,6 +41,8 @@ def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.num_models < 2:
         raise UsageError(f"-N {args.num_models}: the leave-one-model-out test needs at least 2 runs per side")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: give 1 or more runs at once")
     if args.class_to_replace == -1 and args.num_indexes_to_replace is None:
         raise UsageError("--class_to_replace -1 (random forgetting) needs --num_indexes_to_replace")
     if args.slurm:
@@ -56,7 +59,7 @@ def main(argv=None):
             f"(q10 {acc['q10']:.3f} q50 {acc['q50']:.3f} q90 {acc['q90']:.3f}); epsilon mean {eps['mean']:.3f} "
             f"(q50 {eps['q50']:.3f} q90 {eps['q90']:.3f}, at most {part['largest_measurable_epsilon']:.2f})"
         )
-    log(f"runs {result['runs']}; {result['seconds']:.0f} s -> {args.save_dir}/audit.json")
+    log(f"runs {result['runs']}; {result['seconds']:.0f} s -> {audit.result_files(args.save_dir, args.unlearn)['json']}")
     return result
 
 

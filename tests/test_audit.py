@@ -150,13 +150,13 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     ]
     first = main_audit.main(argv)
     assert first["runs"] == {"ran": 6, "resumed": 0, "reused": 0}
-    written = json.loads((tmp_path / "audit.json").read_text())
+    written = json.loads((tmp_path / "raw_audit.json").read_text())
     accuracy = written["method_vs_retrain"]["attack_accuracy"]
     # raw still knows class 3, Retrain never saw it: told apart on (nearly) every example
     assert accuracy["mean"] >= 0.95 and accuracy["q10"] >= 5 / 6
     assert len(written["forget_indices"]) == len(written["method_vs_retrain"]["per_example"]["attack_accuracy"])
     assert written["noise_floor"] is None  # 3 retrain runs: a half of 1 cannot be fitted leave-one-out
-    assert (tmp_path / "audit_accuracy.png").stat().st_size > 1000
+    assert (tmp_path / "raw_audit_accuracy.png").stat().st_size > 1000
 
     logs = {path: path.read_text() for path in tmp_path.glob("*/seed*/log.txt")}
     stamps = {path: path.stat().st_mtime_ns for path in tmp_path.glob("*/seed*/*_outputs.npz")}
@@ -170,6 +170,15 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     log = (tmp_path / "retrain" / "seed2" / "log.txt").read_text()
     starts = [line for line in log.splitlines() if line.startswith("=== ") and not line.startswith(audit.EXIT_MARK)]
     assert len(starts) == 2 and "--resume" in starts[-1] and "resumed the finished unlearning step" in log
+
+    # a second method in the same folder, two runs at once: its own runs, the same Retrain runs
+    retrain_stamps = {path: path.stat().st_mtime_ns for path in (tmp_path / "retrain").glob("seed*/*_outputs.npz")}
+    second = [*argv[:3], "GA", *argv[4:], "--method-args", "--unlearn_epochs 1", "--jobs", "2"]
+    assert main_audit.main(second)["runs"] == {"ran": 3, "resumed": 0, "reused": 3}
+    assert {path: path.stat().st_mtime_ns for path in retrain_stamps} == retrain_stamps
+    assert len(list((tmp_path / "GA").glob("seed*/GA_outputs.npz"))) == 3
+    assert json.loads((tmp_path / "GA_audit.json").read_text())["method"] == "GA"
+    assert json.loads((tmp_path / "raw_audit.json").read_text())["method"] == "raw"  # untouched
 
 
 def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
@@ -188,6 +197,12 @@ def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
     assert all(run.args[run.args.index("--train_seed") + 1] == str(run.seed) for run in runs)
 
 
+def test_retrain_is_refused_as_the_audited_method(tmp_path):
+    argv = ["--mask", "m.pth.tar", "--unlearn", "retrain", "--save_dir", str(tmp_path), "--class_to_replace", "3"]
+    with pytest.raises(UsageError, match="reference side"):
+        main_audit.main(argv)
+
+
 def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):
     argv = [
         *("--mask", "m.pth.tar", "--unlearn", "FT", "-N", "2", "--save_dir", str(tmp_path), "--run-args", RUN_ARGS),
@@ -196,11 +211,11 @@ def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):
     (tmp_path / "retrain" / "seed2").mkdir(parents=True)
     (tmp_path / "retrain" / "seed2" / "retrain_outputs.npz").write_bytes(b"")  # finished: not submitted
     assert main_audit.main(argv) == 0
-    commands = (tmp_path / "audit.commands").read_text().splitlines()
-    dirs = (tmp_path / "audit.dirs").read_text().splitlines()
-    assert len(commands) == 3 and dirs == [str(tmp_path / d) for d in ("method/seed1", "method/seed2", "retrain/seed1")]
+    commands = (tmp_path / "FT_audit.commands").read_text().splitlines()
+    dirs = (tmp_path / "FT_audit.dirs").read_text().splitlines()
+    assert len(commands) == 3 and dirs == [str(tmp_path / d) for d in ("FT/seed1", "FT/seed2", "retrain/seed1")]
     assert all("main_forget.py" in line and "--save_outputs" in line for line in commands)
     assert "--seed 2 --train_seed 2" in commands[1]
-    script = (tmp_path / "audit.sbatch").read_text()
+    script = (tmp_path / "FT_audit.sbatch").read_text()
     assert "#SBATCH --array=0-2" in script and "--gres" not in script and audit.EXIT_MARK in script
     assert "would run: sbatch --parsable" in capsys.readouterr().out

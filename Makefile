@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 DEMO_SEEDS ?= 1
 FMNIST_DIR ?= runs/fashionmnist
+AUDIT_DIR ?= runs/audit
 
-.PHONY: demo fashionmnist test test-slurm lint clean-venv
+.PHONY: demo fashionmnist audit test test-slurm lint clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ demo: $(VENV)/installed
 # The paper's experiments on real Fashion-MNIST at CPU scale (about 2 hours on 2 cores; resumable).
 fashionmnist: $(VENV)/installed
 	bash scripts/fashionmnist.sh $(PY) $(FMNIST_DIR)
+
+# The per-example audit on digits and Fashion-MNIST (its masks come from `make fashionmnist`; resumable).
+audit: $(VENV)/installed
+	bash scripts/audit.sh $(PY) $(AUDIT_DIR)
 
 test: $(VENV)/installed
 	$(PY) -m pytest tests

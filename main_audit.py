@@ -5,8 +5,9 @@
         --method-args "--unlearn_epochs 5 --unlearn_lr 0.01" --retrain-args "--unlearn_epochs 10 --unlearn_lr 0.05"
 Runs {save_dir}/{unlearn}/seedK and {save_dir}/retrain/seedK (K = 1..N) as main_forget.py --save_outputs
 subprocesses, reusing finished runs (the Retrain runs serve every method audited in one folder) and
-resuming interrupted ones; writes {save_dir}/{unlearn}_audit.json and {unlearn}_audit_accuracy.png. With --slurm the pending runs go to Slurm as one job array; the same
-command without --slurm then computes the audit. Definitions: docs/usage.md, "main_audit.py".
+resuming interrupted ones; writes {save_dir}/{unlearn}_audit.json and {unlearn}_audit_accuracy.png.
+With --slurm the pending runs go to Slurm as one job array; the same command without --slurm then
+computes the audit. Definitions: docs/usage.md, "main_audit.py".
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main(argv=None):
             f"(q10 {acc['q10']:.3f} q50 {acc['q50']:.3f} q90 {acc['q90']:.3f}); epsilon mean {eps['mean']:.3f} "
             f"(q50 {eps['q50']:.3f} q90 {eps['q90']:.3f}, at most {part['largest_measurable_epsilon']:.2f})"
         )
-    log(f"runs {result['runs']}; {result['seconds']:.0f} s -> {audit.result_files(args.save_dir, args.unlearn)['json']}")
+    written = audit.result_files(args.save_dir, args.unlearn)["json"]
+    log(f"runs {result['runs']}; {result['seconds']:.0f} s -> {written}")
     return result
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+import audit_report
 import output_distance
 import published
 import unlearn
@@ -595,6 +596,14 @@ def plot_backdoor(rows: list[dict], path) -> Path | None:
 
 # ----------------------------------------------------------------------------- the command
 
+AUDIT_NOTE = (
+    "Per forget example, the method's N runs against N Retrain runs: the accuracy of a leave-one-model-out "
+    "likelihood-ratio test on φ = log(p_y/(1−p_y)) (0.5: indistinguishable), its mean and 10–90% quantiles over "
+    "the forget set; the noise floor is Retrain against Retrain (disjoint halves), what an exact unlearner "
+    "scores; ε with δ = 1e-5 from Clopper–Pearson-bounded error rates, at most the cap N models can show. "
+    "MIA-Efficacy and UA: means over the same runs (Retrain's in brackets).\n\n"
+)
+
 
 def _listing(title: str, lines: list[str]) -> str:
     return f"## {title}\n\n" + ("\n".join(f"- {line}" for line in lines) if lines else "None.") + "\n"
@@ -633,6 +642,9 @@ def build_report(
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
     text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures)
+    audits = [audit_report.audit_row(path) for path in audit_report.find_audits(paths)]
+    if audits:
+        text += "\n## Per-example audit (main_audit.py)\n\n" + AUDIT_NOTE + audit_report.audit_markdown(audits)
     comparison = []
     if with_published:
         comparison, unmatched = published.compare(rows, published.load())
@@ -648,6 +660,7 @@ def build_report(
         "missing": missing,
         "problems": problems,
         "published": comparison,
+        "audits": audits,
         "files": written + figures,
     }
 

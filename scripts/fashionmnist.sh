@@ -17,27 +17,16 @@ set -euo pipefail
 PY=${1:-python3}
 ROOT=${2:-runs/fashionmnist}
 DATA=${FMNIST_DATA:-./data}
-SUBSET=3000
-CLASS=1
-RANDOM_COUNT=270
-
-# Training (dense, every OMP round, Retrain): 25 epochs, lr 0.1 divided by 10 at epochs 15 and 20,
-# no augmentation. The unlearning methods see D without augmentation too (as FF and IU must).
-TRAIN="--epochs 25 --decreasing_lr 15,20 --rewind_epoch 3 --no-aug"
-COMMON="--train_subset $SUBSET --no-aug --no-progress"
+# shellcheck source=scripts/fashionmnist_settings.sh
+source "$(dirname "$0")/fashionmnist_settings.sh"
 SWEEP=(
     --dataset fashionmnist --arch resnet20s --data "$DATA" --root "$ROOT"
     --forget-class "$CLASS" --random-count "$RANDOM_COUNT"
     --extra-prune-args "--train_subset $SUBSET --no-progress $TRAIN"
     --extra-unlearn-args "$COMMON"
-    --method-args "retrain=--unlearn_epochs 25 --unlearn_lr 0.1 --decreasing_lr 15,20"
-    --method-args "FT=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32}"
-    --method-args "GA=--unlearn_epochs 5 --unlearn_lr 0.0001"
-    --method-args "fisher_new=--alpha ${ALPHA_FF:-1e-7}"
-    --method-args "wfisher=--alpha ${ALPHA_IU:-1}"
-    --method-args "FT_prune=--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size ${FT_BATCH:-32} --alpha ${ALPHA_L1:-5e-4}"
 )
 METHODS=retrain,FT,GA,fisher_new,wfisher,FT_prune
+for method in ${METHODS//,/ }; do SWEEP+=(--method-args "$method=${FMNIST_ARGS[$method]}"); done
 NEW_METHODS=RL,SalUn,boundary_expanding,boundary_shrink,SCRUB,NegGrad+,SSD
 NEW_ARGS=()  # the later methods run with the demo's arguments, read from the registry
 while read -r name rest; do

@@ -12,6 +12,7 @@ from scipy.stats import norm
 import audit
 import main_audit
 import main_forget
+import report
 from evaluation import audit_stats
 from evaluation.outputs import KEYS, load_outputs, sampled_test_indices, save_outputs
 from utils import UsageError
@@ -179,6 +180,16 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     assert len(list((tmp_path / "GA").glob("seed*/GA_outputs.npz"))) == 3
     assert json.loads((tmp_path / "GA_audit.json").read_text())["method"] == "GA"
     assert json.loads((tmp_path / "raw_audit.json").read_text())["method"] == "raw"  # untouched
+
+    # report.py: the runs' usual table, and one audit line per method beside its MIA-Efficacy
+    reported = report.main([str(tmp_path), "--out", str(tmp_path / "report"), "--no-output-metrics"])
+    lines = {row["method"]: row for row in reported["audits"]}
+    assert sorted(lines) == ["GA", "raw"] and lines["raw"]["N"] == 3 and lines["raw"]["scenario"] == "class"
+    assert lines["raw"]["accuracy"]["mean"] == written["method_vs_retrain"]["attack_accuracy"]["mean"]
+    raw_evals = [json.loads(p.read_text()) for p in tmp_path.glob("raw/seed*/raw_eval.json")]
+    assert lines["raw"]["MIA"] == pytest.approx(np.mean([record["MIA_efficacy"] for record in raw_evals]))
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Per-example audit" in text and text.count("| digits | class (") == 2
 
 
 def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):

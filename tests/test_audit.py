@@ -1,5 +1,6 @@
 """The per-example audit: its statistics on synthetic scores, --save_outputs, and main_audit.py end to end."""
 
+import itertools
 import json
 import os
 
@@ -89,6 +90,27 @@ def test_a_deterministic_side_with_zero_variance_is_handled():
     side_a = np.zeros((3, 4))  # e.g. raw: every run is the same model
     side_b = np.random.default_rng(0).normal(-5.0, 1.0, (3, 4))
     assert np.all(audit_stats.lira_accuracy(side_a, side_b) == 1.0)
+
+
+def test_the_noise_floor_averages_over_halvings_so_a_few_unusual_models_do_not_make_a_difference():
+    rng = np.random.default_rng(3)
+    # 10 Retrain runs of 100 examples; runs 8-10 are far less confident on every example (a model-level shift)
+    retrain = rng.normal(0.0, 1.0, (10, 100)) + np.array([0.0] * 7 + [-12.0] * 3)[:, None]
+    one_split = audit_stats.lira_accuracy(retrain[:5], retrain[5:]).mean()  # all three unusual runs on one side
+    every_split = np.mean(
+        [
+            audit_stats.lira_accuracy(retrain[list(half)], np.delete(retrain, list(half), axis=0)).mean()
+            for half in itertools.combinations(range(10), 5)
+        ]
+    )
+    floor = audit.noise_floor(retrain)
+    # 20 random halvings estimate the mean over all 252 of them; the one unlucky split reads far higher
+    assert floor["attack_accuracy"]["mean"] == pytest.approx(every_split, abs=0.02)
+    assert one_split > floor["attack_accuracy"]["mean"] + 0.1
+    assert floor["models"] == [5, 5] and floor["splits"] == 20
+    assert len(floor["per_example"]["attack_accuracy"]) == 100
+    assert audit.noise_floor(retrain) == floor  # seeded
+    assert audit.noise_floor(retrain[:3]) is None
 
 
 def test_pass_through_flags_may_not_set_what_the_audit_sets():

@@ -309,6 +309,7 @@ def run_audit(args, log) -> dict:
         "method": args.unlearn,
         "num_models": args.num_models,
         "mask": args.mask,
+        "forget": {"class_to_replace": args.class_to_replace, "num_indexes_to_replace": args.num_indexes_to_replace},
         "runs": outcomes,
         "definitions": DEFINITIONS,
         "forget_indices": indices.tolist(),

@@ -35,6 +35,17 @@ def _mean(records: list[dict], key: str) -> float:
     return float(np.mean([record[key] for record in records])) if records else float("nan")
 
 
+def forget_title(audit: dict, first: dict) -> str:
+    """How the forget set was chosen: a whole class, a random draw from D, or a draw from one class."""
+    forget = audit.get("forget") or {}
+    if "class_to_replace" not in forget:
+        return first.get("scenario", "?")
+    if forget["class_to_replace"] == -1:
+        return "random"
+    whole = forget.get("num_indexes_to_replace") is None
+    return f"class {forget['class_to_replace']}" if whole else f"part of class {forget['class_to_replace']}"
+
+
 def audit_row(path: Path) -> dict:
     """One audit's numbers and setting, from its JSON and its runs' evaluation files."""
     try:
@@ -48,7 +59,7 @@ def audit_row(path: Path) -> dict:
     return {
         "folder": str(path.parent),
         "dataset": first.get("dataset", "?"),
-        "scenario": first.get("scenario", "?"),
+        "scenario": forget_title(audit, first),
         "num_forget": first.get("num_forget", len(audit.get("forget_indices", []))),
         "sparsity": round(100.0 * (1.0 - first.get("remaining_weight_ratio", float("nan"))), 1),
         "method": method,

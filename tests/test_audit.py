@@ -11,6 +11,7 @@ from conftest import ARCH
 from scipy.stats import norm
 
 import audit
+import audit_report
 import main_audit
 import main_forget
 import report
@@ -206,12 +207,12 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     # report.py: the runs' usual table, and one audit line per method beside its MIA-Efficacy
     reported = report.main([str(tmp_path), "--out", str(tmp_path / "report"), "--no-output-metrics"])
     lines = {row["method"]: row for row in reported["audits"]}
-    assert sorted(lines) == ["GA", "raw"] and lines["raw"]["N"] == 3 and lines["raw"]["scenario"] == "class"
+    assert sorted(lines) == ["GA", "raw"] and lines["raw"]["N"] == 3 and lines["raw"]["scenario"] == "class 3"
     assert lines["raw"]["accuracy"]["mean"] == written["method_vs_retrain"]["attack_accuracy"]["mean"]
     raw_evals = [json.loads(p.read_text()) for p in tmp_path.glob("raw/seed*/raw_eval.json")]
     assert lines["raw"]["MIA"] == pytest.approx(np.mean([record["MIA_efficacy"] for record in raw_evals]))
     text = (tmp_path / "report" / "report.md").read_text()
-    assert "## Per-example audit" in text and text.count("| digits | class (") == 2
+    assert "## Per-example audit" in text and text.count("| digits | class 3 (") == 2
 
 
 def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
@@ -252,3 +253,11 @@ def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):
     script = (tmp_path / "FT_audit.sbatch").read_text()
     assert "#SBATCH --array=0-2" in script and "--gres" not in script and audit.EXIT_MARK in script
     assert "would run: sbatch --parsable" in capsys.readouterr().out
+
+
+def test_the_report_names_how_the_forget_set_was_chosen():
+    title = audit_report.forget_title
+    assert title({"forget": {"class_to_replace": -1, "num_indexes_to_replace": 129}}, {}) == "random"
+    assert title({"forget": {"class_to_replace": 2, "num_indexes_to_replace": None}}, {}) == "class 2"
+    assert title({"forget": {"class_to_replace": 2, "num_indexes_to_replace": 40}}, {}) == "part of class 2"
+    assert title({}, {"scenario": "indices"}) == "indices"  # an audit written before the field existed

@@ -4,9 +4,10 @@
 # same N Retrain runs of the cell. Resumable: a rerun reuses every finished run and continues an
 # interrupted one. Each cell's folder is $ROOT/{digits,fashionmnist}/{dense,sparse}/{class,random}.
 # Usage: scripts/audit.sh [PYTHON] [ROOT] [N_DIGITS] [N_FMNIST]   (defaults: python3 runs/audit 10 6)
-#   AUDIT_JOBS   runs at once (default 2, one core each)
-#   AUDIT_PARTS  which parts, in this order (default all of them):
-#                digits-paper fmnist-random fmnist-class digits-newer
+#   AUDIT_JOBS     runs at once (default 2, one core each)
+#   AUDIT_METHODS  the paper's methods to audit (default "FT GA wfisher FT_prune")
+#   AUDIT_PARTS    which parts, in this order (default all of them):
+#                  digits-paper fmnist-random fmnist-class digits-newer
 # Digits: masks trained here as the demo trains them; the methods take the demo's arguments.
 # Fashion-MNIST: the masks of `make fashionmnist` (FMNIST_ROOT, default runs/fashionmnist) and its
 # methods' arguments (scripts/fashionmnist_settings.sh). Then report.py writes $ROOT/report.md.
@@ -19,7 +20,7 @@ JOBS=${AUDIT_JOBS:-2}
 PARTS=${AUDIT_PARTS:-digits-paper,fmnist-random,fmnist-class,digits-newer}
 FMNIST_ROOT=${FMNIST_ROOT:-runs/fashionmnist}
 DATA=${FMNIST_DATA:-./data}
-PAPER=(FT GA wfisher FT_prune)
+read -r -a PAPER <<< "${AUDIT_METHODS:-FT GA wfisher FT_prune}"
 NEWER=(RL SalUn SCRUB NegGrad+ SSD)
 
 declare -A DEMO_ARGS=()

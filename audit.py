@@ -220,12 +220,16 @@ def scores(runs: list[AuditRun]) -> tuple[np.ndarray, np.ndarray]:
 def compare(side_a: np.ndarray, side_b: np.ndarray) -> dict:
     """Per-example attack accuracy and ε of side A against side B, with their summaries."""
     accuracy = audit_stats.lira_accuracy(side_a, side_b)
-    epsilon = audit_stats.epsilon_estimate(side_a, side_b)
+    return _result(accuracy, audit_stats.epsilon_estimate(side_a, side_b), len(side_a), len(side_b))
+
+
+def _result(accuracy: np.ndarray, epsilon: np.ndarray, count_a: int, count_b: int) -> dict:
+    """One comparison's record: models per side, the summaries, the cap on ε, and the per-example values."""
     return {
-        "models": [len(side_a), len(side_b)],
+        "models": [count_a, count_b],
         "attack_accuracy": audit_stats.summary(accuracy),
         "epsilon": audit_stats.summary(epsilon),
-        "largest_measurable_epsilon": audit_stats.largest_epsilon(len(side_a), len(side_b)),
+        "largest_measurable_epsilon": audit_stats.largest_epsilon(count_a, count_b),
         "per_example": {"attack_accuracy": accuracy.tolist(), "epsilon": epsilon.tolist()},
     }
 
@@ -250,14 +254,7 @@ def noise_floor(retrain: np.ndarray, splits: int = FLOOR_SPLITS) -> dict | None:
         side_a, side_b = retrain[order[:half]], retrain[order[half : 2 * half]]
         accuracy += audit_stats.lira_accuracy(side_a, side_b) / splits
         epsilon += audit_stats.epsilon_estimate(side_a, side_b) / splits
-    return {
-        "models": [half, half],
-        "splits": splits,
-        "attack_accuracy": audit_stats.summary(accuracy),
-        "epsilon": audit_stats.summary(epsilon),
-        "largest_measurable_epsilon": audit_stats.largest_epsilon(half, half),
-        "per_example": {"attack_accuracy": accuracy.tolist(), "epsilon": epsilon.tolist()},
-    }
+    return {**_result(accuracy, epsilon, half, half), "splits": splits}
 
 
 def plot_accuracy(audit: dict, path: Path) -> None:

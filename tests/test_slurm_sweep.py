@@ -3,7 +3,9 @@
 A small digits sweep (rates 0 and 0.5, FT and GA, class-wise, seed 1, a few epochs) goes through
 the pruning array and the unlearning array that waits for it; then the results, the runs' exit
 statuses, --status, a resubmission (nothing to do) and a resubmission after deleting one result
-(exactly one task). Skipped unless RUN_SLURM_TESTS=1, which `make test-slurm` sets.
+(exactly one task). Then a per-example audit (main_audit.py --slurm, N = 2) goes through one array and
+the same command without --slurm reuses every run. Skipped unless RUN_SLURM_TESTS=1, which
+`make test-slurm` sets.
 """
 
 import json
@@ -12,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ARCH, ROOT
 from slurm_cluster import local_cluster, missing_requirements, wait_for_queue
 
 if os.environ.get("RUN_SLURM_TESTS") != "1":
@@ -21,6 +23,7 @@ if missing_requirements():
     pytest.fail(f"cannot start a local Slurm: {missing_requirements()}", pytrace=False)
 
 METHODS = ("FT", "GA")
+CAPTURE = {"capture_output": True, "text": True, "timeout": 300}
 
 
 def sweep(env, root, *extra):
@@ -91,3 +94,24 @@ def test_a_digits_sweep_runs_on_slurm_and_resubmits_only_what_is_missing(cluster
         text=True,
     )
     assert report.returncode == 0 and "digits · resnet20s" in report.stdout, report.stdout + report.stderr
+
+
+def test_an_audit_runs_its_retrain_and_method_runs_as_one_slurm_array(cluster, omp_dir, tmp_path):
+    audit_dir = tmp_path / "audit"
+    command = [sys.executable, "main_audit.py", "--mask", str(omp_dir / "1model_SA_best.pth.tar"), "--unlearn", "FT"]
+    command += ["-N", "2", "--save_dir", str(audit_dir), "--run-args", " ".join(ARCH), "--class_to_replace", "3"]
+    command += ["--method-args", "--unlearn_epochs 1", "--retrain-args", "--unlearn_epochs 1"]
+    submitted = subprocess.run([*command, "--slurm", "--slurm-gpus", "0"], cwd=ROOT, env=cluster, **CAPTURE)
+    assert submitted.returncode == 0 and "4 array tasks" in submitted.stdout, submitted.stdout + submitted.stderr
+    wait_for_queue(cluster)
+    logs = sorted(audit_dir.glob("*/seed*/log.txt"))
+    assert len(logs) == 4 and all(log.read_text().splitlines()[-1] == "=== exit 0" for log in logs)
+
+    audited = subprocess.run(command, cwd=ROOT, env=cluster, **CAPTURE)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert "'reused': 4" in audited.stdout and "'ran': 0" in audited.stdout
+    record = json.loads((audit_dir / "FT_audit.json").read_text())
+    examples = len(record["forget_indices"])
+    assert examples > 100 and len(record["method_vs_retrain"]["per_example"]["attack_accuracy"]) == examples
+    again = subprocess.run([*command, "--slurm", "--slurm-gpus", "0"], cwd=ROOT, env=cluster, **CAPTURE)
+    assert "nothing to submit" in again.stdout, again.stdout + again.stderr

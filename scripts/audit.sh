@@ -8,6 +8,7 @@
 #   AUDIT_METHODS  the paper's methods to audit (default "FT GA wfisher FT_prune")
 #   AUDIT_PARTS    which parts, in this order (default all of them):
 #                  digits-paper fmnist-random fmnist-class digits-newer
+#   AUDIT_DIGITS_SCENARIOS  the digits parts' forget sets (default "class random")
 # Digits: masks trained here as the demo trains them; the methods take the demo's arguments.
 # Fashion-MNIST: the masks of `make fashionmnist` (FMNIST_ROOT, default runs/fashionmnist) and its
 # methods' arguments (scripts/fashionmnist_settings.sh). Then report.py writes $ROOT/report.md.
@@ -20,6 +21,7 @@ JOBS=${AUDIT_JOBS:-2}
 PARTS=${AUDIT_PARTS:-digits-paper,fmnist-random,fmnist-class,digits-newer}
 FMNIST_ROOT=${FMNIST_ROOT:-runs/fashionmnist}
 DATA=${FMNIST_DATA:-./data}
+read -r -a DIGITS_SCENARIOS <<< "${AUDIT_DIGITS_SCENARIOS:-class random}"
 read -r -a PAPER <<< "${AUDIT_METHODS:-FT GA wfisher FT_prune}"
 NEWER=(RL SalUn SCRUB NegGrad+ SSD)
 
@@ -44,12 +46,14 @@ audit() {
 digits() {  # digits PART: the paper's four methods or the newer ones, in all four cells
     local -n methods=$1
     local entries=() method model scenario
+    local -A forget=([class]="--class_to_replace 0" [random]="--class_to_replace -1 --num_indexes_to_replace 129")
     for method in "${methods[@]}"; do entries+=("$method=${DEMO_ARGS[$method]}"); done
     for model in dense:0 sparse:1; do
-        for scenario in "class:--class_to_replace 0" "random:--class_to_replace -1 --num_indexes_to_replace 129"; do
-            audit digits "${model%%:*}" "${scenario%%:*}" "$N_DIGITS" "$ROOT/digits/omp/${model##*:}model_SA_best.pth.tar" \
+        for scenario in "${DIGITS_SCENARIOS[@]}"; do
+            [ -n "${forget[$scenario]:-}" ] || { echo "unknown scenario '$scenario' in AUDIT_DIGITS_SCENARIOS"; exit 2; }
+            audit digits "${model%%:*}" "$scenario" "$N_DIGITS" "$ROOT/digits/omp/${model##*:}model_SA_best.pth.tar" \
                 "--dataset digits --arch resnet20s --no-progress --batch_size 128" "${DEMO_ARGS[retrain]}" \
-                "${scenario#*:}" "${entries[@]}"
+                "${forget[$scenario]}" "${entries[@]}"
         done
     done
 }

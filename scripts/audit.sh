@@ -5,7 +5,8 @@
 # interrupted one. Each cell's folder is $ROOT/{digits,fashionmnist}/{dense,sparse}/{class,random}.
 # Usage: scripts/audit.sh [PYTHON] [ROOT] [N_DIGITS] [N_FMNIST]   (defaults: python3 runs/audit 10 6)
 #   AUDIT_JOBS     runs at once (default 2, one core each)
-#   AUDIT_METHODS  the paper's methods to audit (default "FT GA wfisher FT_prune")
+#   AUDIT_METHODS  the methods of the digits-paper and Fashion-MNIST parts (default "FT GA wfisher FT_prune";
+#                  a later method takes the demo's arguments on Fashion-MNIST too, as in make fashionmnist)
 #   AUDIT_PARTS    which parts, in this order (default all of them):
 #                  digits-paper fmnist-random fmnist-class digits-newer
 #   AUDIT_DIGITS_SCENARIOS  the digits parts' forget sets (default "class random")
@@ -62,7 +63,7 @@ fmnist() {  # fmnist SCENARIO: the paper's four methods, dense and 95% sparse
     local scenario=$1 forget entries=() method model
     [ "$scenario" = class ] && forget="--class_to_replace $CLASS" \
         || forget="--class_to_replace -1 --num_indexes_to_replace $RANDOM_COUNT"
-    for method in "${PAPER[@]}"; do entries+=("$method=${FMNIST_ARGS[$method]}"); done
+    for method in "${PAPER[@]}"; do entries+=("$method=${FMNIST_ARGS[$method]:-${DEMO_ARGS[$method]}}"); done
     for model in dense:0 sparse:1; do
         local mask="$FMNIST_ROOT/fashionmnist_resnet20s/prune_r0.95/${model##*:}model_SA_best.pth.tar"
         if [ ! -f "$mask" ]; then

@@ -23,7 +23,7 @@ PARTS=${AUDIT_PARTS:-digits-paper,fmnist-random,fmnist-class,digits-newer}
 FMNIST_ROOT=${FMNIST_ROOT:-runs/fashionmnist}
 DATA=${FMNIST_DATA:-./data}
 read -r -a DIGITS_SCENARIOS <<< "${AUDIT_DIGITS_SCENARIOS:-class random}"
-read -r -a PAPER <<< "${AUDIT_METHODS:-FT GA wfisher FT_prune}"
+read -r -a AUDITED <<< "${AUDIT_METHODS:-FT GA wfisher FT_prune}"
 NEWER=(RL SalUn SCRUB NegGrad+ SSD)
 
 declare -A DEMO_ARGS=()
@@ -44,7 +44,7 @@ audit() {
     done
 }
 
-digits() {  # digits PART: the paper's four methods or the newer ones, in all four cells
+digits() {  # digits METHODS: the audited methods or the newer ones, dense and sparse, each digits scenario
     local -n methods=$1
     local entries=() method model scenario
     local -A forget=([class]="--class_to_replace 0" [random]="--class_to_replace -1 --num_indexes_to_replace 129")
@@ -59,11 +59,11 @@ digits() {  # digits PART: the paper's four methods or the newer ones, in all fo
     done
 }
 
-fmnist() {  # fmnist SCENARIO: the paper's four methods, dense and 95% sparse
+fmnist() {  # fmnist SCENARIO: the audited methods (AUDIT_METHODS), dense and 95% sparse
     local scenario=$1 forget entries=() method model
     [ "$scenario" = class ] && forget="--class_to_replace $CLASS" \
         || forget="--class_to_replace -1 --num_indexes_to_replace $RANDOM_COUNT"
-    for method in "${PAPER[@]}"; do entries+=("$method=${FMNIST_ARGS[$method]:-${DEMO_ARGS[$method]}}"); done
+    for method in "${AUDITED[@]}"; do entries+=("$method=${FMNIST_ARGS[$method]:-${DEMO_ARGS[$method]}}"); done
     for model in dense:0 sparse:1; do
         local mask="$FMNIST_ROOT/fashionmnist_resnet20s/prune_r0.95/${model##*:}model_SA_best.pth.tar"
         if [ ! -f "$mask" ]; then
@@ -86,7 +86,7 @@ resume=$(compgen -G "$ROOT/digits/omp/[0-9]checkpoint.pth.tar" > /dev/null && ec
     --save_dir "$ROOT/digits/omp" $resume > "$ROOT/digits/omp.log" 2>&1 || { cat "$ROOT/digits/omp.log"; exit 1; }
 for part in ${PARTS//,/ }; do
     case $part in
-        digits-paper) digits PAPER ;;
+        digits-paper) digits AUDITED ;;
         digits-newer) digits NEWER ;;
         fmnist-random) fmnist random ;;
         fmnist-class) fmnist class ;;

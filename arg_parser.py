@@ -6,7 +6,24 @@ import argparse
 import os
 from pathlib import Path
 
+from run_identity import BACKDOOR, SYNFLOW, TRAINING, UNLEARNING
 from utils import UsageError
+
+# Which kinds of run each flag defines (run_identity.py): the flags of a run's identity are read from
+# here, so a flag is declared once, with its kinds, in the group below that adds it.
+TRAINS = (TRAINING, SYNFLOW)  # the training and pruning runs of main_imp.py and main_synflow.py
+UNLEARNS = (UNLEARNING, BACKDOOR)  # a forgetting step: main_forget.py's, and main_backdoor.py's cleanse
+EVERY_RUN = TRAINS + UNLEARNS
+DEFINES: dict[str, frozenset] = {}
+
+
+def add(group, *names, defines=(), **options):
+    """``group.add_argument(*names, **options)``, recording which kinds of run the flag defines."""
+    action = group.add_argument(*names, **options)
+    kinds = frozenset(defines)
+    if DEFINES.setdefault(action.dest, kinds) != kinds:
+        raise ValueError(f"--{action.dest} is declared with two different sets of kinds of run")
+    return action
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,99 +39,171 @@ def _int_or_none(text: str):
 
 def add_data_args(parser):
     group = parser.add_argument_group("data")
-    group.add_argument("--data", default="../data", help="folder holding the dataset files (default ../data)")
-    group.add_argument(
-        "--dataset", default="cifar10", help="cifar10, cifar100, svhn, TinyImagenet, digits or fashionmnist"
+    add(group, "--data", default="../data", help="folder holding the dataset files (default ../data)")
+    add(
+        group,
+        "--dataset",
+        defines=EVERY_RUN,
+        default="cifar10",
+        help="cifar10, cifar100, svhn, TinyImagenet, digits or fashionmnist",
     )
-    group.add_argument("--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
-    group.add_argument(
-        "--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data"
+    add(group, "--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
+    add(group, "--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data")
+    add(group, "--num_classes", type=int, default=10, help="accepted for compatibility; taken from the data")
+    add(group, "--num_workers", type=int, default=4, help="accepted for compatibility; data stays on the device")
+    add(group, "--workers", type=int, default=4, help="accepted for compatibility (see --num_workers)")
+    add(
+        group,
+        "--split_seed",
+        defines=EVERY_RUN,
+        type=int,
+        default=1,
+        help="seed of the 10%%-per-class validation split",
     )
-    group.add_argument("--num_classes", type=int, default=10, help="accepted for compatibility; taken from the data")
-    group.add_argument(
-        "--num_workers", type=int, default=4, help="accepted for compatibility; data stays on the device"
-    )
-    group.add_argument("--workers", type=int, default=4, help="accepted for compatibility (see --num_workers)")
-    group.add_argument("--split_seed", type=int, default=1, help="seed of the 10%%-per-class validation split")
-    group.add_argument(
+    add(
+        group,
         "--train_subset",
+        defines=EVERY_RUN,
         type=int,
         default=None,
         help="use a stratified N-sample subset of the official training set (drawn with --split_seed "
         "before the validation split); default: all of it",
     )
-    group.add_argument("--no-aug", dest="no_aug", action="store_true", help="no train-time crop/flip augmentation")
-    group.add_argument("--batch_size", type=int, default=256, help="batch size (default 256)")
+    add(
+        group,
+        "--no-aug",
+        defines=EVERY_RUN,
+        dest="no_aug",
+        action="store_true",
+        help="no train-time crop/flip augmentation",
+    )
+    add(group, "--batch_size", defines=EVERY_RUN, type=int, default=256, help="batch size (default 256)")
     return group
 
 
 def add_model_args(parser):
     group = parser.add_argument_group("model")
-    group.add_argument(
-        "--arch", default="resnet18", help="resnet18, resnet50, resnet20s, resnet44s, resnet56s, vgg16_bn"
+    add(
+        group,
+        "--arch",
+        defines=EVERY_RUN,
+        default="resnet18",
+        help="resnet18, resnet50, resnet20s, resnet44s, resnet56s, vgg16_bn",
     )
-    group.add_argument("--imagenet_arch", action="store_true", help="7x7/2 stem + max-pool instead of the CIFAR stem")
+    add(
+        group,
+        "--imagenet_arch",
+        defines=EVERY_RUN,
+        action="store_true",
+        help="7x7/2 stem + max-pool instead of the CIFAR stem",
+    )
     return group
 
 
 def add_run_args(parser, save_dir_default="results"):
     group = parser.add_argument_group("run")
-    group.add_argument("--seed", type=int, default=2, help="seed of training randomness and the forget-set draw")
-    group.add_argument("--train_seed", type=int, default=1, help="seed of the fresh initialisation used by retrain")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: cuda:--gpu when available)")
-    group.add_argument("--gpu", type=int, default=0, help="GPU index used by --device auto/cuda")
-    group.add_argument("--fp32", action="store_true", help="on CUDA: no bf16 autocast and no channels-last")
-    group.add_argument("--compile", action="store_true", help="torch.compile the model's forward pass (opt-in)")
-    group.add_argument("--no-progress", dest="no_progress", action="store_true", help="hide the tqdm progress bars")
-    group.add_argument("--resume", action="store_true", help="continue the run saved in --save_dir")
-    group.add_argument("--checkpoint", default=None, help="resume from this checkpoint file instead")
-    group.add_argument("--save_dir", default=save_dir_default, help="output folder")
-    group.add_argument("--print_freq", type=int, default=50, help="accepted for compatibility; tqdm shows progress")
+    add(
+        group,
+        "--seed",
+        defines=EVERY_RUN,
+        type=int,
+        default=2,
+        help="seed of training randomness and the forget-set draw",
+    )
+    add(
+        group,
+        "--train_seed",
+        defines=UNLEARNS,
+        type=int,
+        default=1,
+        help="seed of the fresh initialisation used by retrain",
+    )
+    add(group, "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: cuda:--gpu when available)")
+    add(group, "--gpu", type=int, default=0, help="GPU index used by --device auto/cuda")
+    add(group, "--fp32", action="store_true", help="on CUDA: no bf16 autocast and no channels-last")
+    add(group, "--compile", action="store_true", help="torch.compile the model's forward pass (opt-in)")
+    add(group, "--no-progress", dest="no_progress", action="store_true", help="hide the tqdm progress bars")
+    add(group, "--resume", action="store_true", help="continue the run saved in --save_dir")
+    add(group, "--checkpoint", default=None, help="resume from this checkpoint file instead")
+    add(group, "--save_dir", default=save_dir_default, help="output folder")
+    add(group, "--print_freq", type=int, default=50, help="accepted for compatibility; tqdm shows progress")
     return group
 
 
 def add_train_args(parser):
     group = parser.add_argument_group("train")
-    group.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
-    group.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    group.add_argument("--weight_decay", type=float, default=5e-4, help="SGD weight decay")
-    group.add_argument("--epochs", type=int, default=182, help="epochs per training round")
-    group.add_argument("--warmup", type=int, default=0, help="epochs of linear learning-rate warm-up")
-    group.add_argument("--decreasing_lr", default="91,136", help="epochs at which the LR is multiplied by 0.1")
+    add(group, "--lr", defines=TRAINS, type=float, default=0.1, help="learning rate (default 0.1)")
+    add(group, "--momentum", defines=EVERY_RUN, type=float, default=0.9, help="SGD momentum")
+    add(group, "--weight_decay", defines=EVERY_RUN, type=float, default=5e-4, help="SGD weight decay")
+    add(group, "--epochs", defines=TRAINS, type=int, default=182, help="epochs per training round")
+    add(group, "--warmup", defines=EVERY_RUN, type=int, default=0, help="epochs of linear learning-rate warm-up")
+    add(
+        group,
+        "--decreasing_lr",
+        defines=EVERY_RUN,
+        default="91,136",
+        help="epochs at which the LR is multiplied by 0.1",
+    )
     return group
 
 
 def add_prune_args(parser):
     group = parser.add_argument_group("prune")
-    group.add_argument("--prune", default="omp", help="accepted for compatibility (omp = one-shot, IMP via rounds)")
-    group.add_argument("--pruning_times", type=int, default=1, help="training rounds; round 0 is dense (OMP: 2)")
-    group.add_argument("--rate", type=float, default=0.95, help="fraction of remaining conv weights pruned per round")
-    group.add_argument(
-        "--prune_type", default="rewind_lt", help="lt, pt or rewind_lt: what surviving weights rewind to"
+    add(group, "--prune", default="omp", help="accepted for compatibility (omp = one-shot, IMP via rounds)")
+    add(
+        group, "--pruning_times", defines=TRAINS, type=int, default=1, help="training rounds; round 0 is dense (OMP: 2)"
     )
-    group.add_argument("--random_prune", action="store_true", help="prune a random set instead of smallest |w|")
-    group.add_argument("--rewind_epoch", type=int, default=0, help="rewind_lt: epoch of round 0 to rewind to")
-    group.add_argument("--rewind_pth", default=None, help="file of weights to rewind to instead")
+    add(
+        group,
+        "--rate",
+        defines=TRAINS,
+        type=float,
+        default=0.95,
+        help="fraction of remaining conv weights pruned per round",
+    )
+    add(
+        group,
+        "--prune_type",
+        defines=TRAINS,
+        default="rewind_lt",
+        help="lt, pt or rewind_lt: what surviving weights rewind to",
+    )
+    add(group, "--random_prune", defines=TRAINS, action="store_true", help="prune a random set instead of smallest |w|")
+    add(group, "--rewind_epoch", defines=TRAINS, type=int, default=0, help="rewind_lt: epoch of round 0 to rewind to")
+    add(group, "--rewind_pth", default=None, help="file of weights to rewind to instead")
     return group
 
 
 def add_unlearn_args(parser):
     group = parser.add_argument_group("unlearn")
-    group.add_argument("--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
-    group.add_argument("--unlearn", default="retrain", help=unlearn_help())
-    group.add_argument("--unlearn_lr", type=float, default=0.01, help="learning rate of iterative unlearning")
-    group.add_argument("--unlearn_epochs", type=int, default=10, help="epochs of iterative unlearning")
-    group.add_argument("--num_indexes_to_replace", type=_int_or_none, default=None, help="size of the forget set")
-    group.add_argument("--class_to_replace", type=int, default=0, help="class to forget from (-1: any class)")
-    group.add_argument(
-        "--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file"
+    add(group, "--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
+    add(group, "--unlearn", defines=UNLEARNS, default="retrain", help=unlearn_help())
+    add(group, "--unlearn_lr", defines=UNLEARNS, type=float, default=0.01, help="learning rate of iterative unlearning")
+    add(group, "--unlearn_epochs", defines=UNLEARNS, type=int, default=10, help="epochs of iterative unlearning")
+    add(
+        group,
+        "--num_indexes_to_replace",
+        defines=UNLEARNS,
+        type=_int_or_none,
+        default=None,
+        help="size of the forget set",
     )
-    group.add_argument("--alpha", type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
-    group.add_argument("--no-l1-epochs", dest="no_l1_epochs", type=int, default=0, help="final epochs without l1")
+    add(group, "--class_to_replace", defines=UNLEARNS, type=int, default=0, help="class to forget from (-1: any class)")
+    add(group, "--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file")
+    add(group, "--alpha", defines=UNLEARNS, type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
+    add(
+        group,
+        "--no-l1-epochs",
+        defines=UNLEARNS,
+        dest="no_l1_epochs",
+        type=int,
+        default=0,
+        help="final epochs without l1",
+    )
     import unlearn  # here, not at the top: the methods import this module
 
     for flag in unlearn.method_flags():
-        group.add_argument(f"--{flag.name}", type=flag.type, default=flag.default, help=flag.help)
+        add(group, f"--{flag.name}", defines=UNLEARNS, type=flag.type, default=flag.default, help=flag.help)
     return group
 
 
@@ -128,9 +217,16 @@ def unlearn_help() -> str:
 
 def add_attack_args(parser):
     group = parser.add_argument_group("attack")
-    group.add_argument("--attack", default="backdoor", help="accepted for compatibility: the attack is a backdoor")
-    group.add_argument("--trigger_size", type=int, default=4, help="side of the square trigger in pixels")
-    group.add_argument("--trigger_value", type=float, default=0.0, help="trigger intensity in [0, 1] (0 = black)")
+    add(group, "--attack", default="backdoor", help="accepted for compatibility: the attack is a backdoor")
+    add(group, "--trigger_size", defines=(BACKDOOR,), type=int, default=4, help="side of the square trigger in pixels")
+    add(
+        group,
+        "--trigger_value",
+        defines=(BACKDOOR,),
+        type=float,
+        default=0.0,
+        help="trigger intensity in [0, 1] (0 = black)",
+    )
     return group
 
 
@@ -177,3 +273,21 @@ def check_save_dir(path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"--save_dir '{path}' is not writable; choose a writable folder")
     return path
+
+
+def full_parser() -> Parser:
+    """Every shared flag of every script in one parser: what a command line of any script parses to."""
+    parser = Parser(add_help=False)
+    for adder in (add_data_args, add_model_args, add_run_args, add_train_args, add_prune_args, add_unlearn_args):
+        adder(parser)
+    add_attack_args(parser)
+    group = parser.add_argument_group("outputs")
+    add(group, "--save_outputs", action="store_true")
+    return parser
+
+
+def declared_definitions() -> dict[str, frozenset]:
+    """{flag: kinds of run it defines}, read from the declarations above. Files given by path (--mask,
+    --indexes_to_replace, --rewind_pth) define runs by their content: run_identity fingerprints them."""
+    full_parser()
+    return {name: kinds for name, kinds in DEFINES.items() if kinds}

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import arg_parser
+import run_files
+import run_identity
 import unlearn
 from evaluation import audit_stats
 from evaluation.outputs import load_outputs
@@ -129,9 +131,16 @@ def _command(run: AuditRun) -> list[str]:
 
 
 def ensure_run(run: AuditRun, env: dict | None = None) -> str:
-    """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path."""
+    """Run, resume or reuse one run; returns which. A failed run stops the audit with its log's path.
+
+    A run is reused only when its final record names the experiment this command would run (its run
+    identity: flags, the mask's content and an explicit forget set's content)."""
     if run.files["outputs"].is_file():
-        _command(run)  # only for its check that the folder holds this run
+        _command(run)  # its check that the folder holds this run's arguments
+        saved = run_files.finished_unlearning(run.save_dir, run.method)
+        expected = run_identity.expected_from_argv(["main_forget.py", *run.args], run_files.mask_fingerprint)
+        fix = "remove that folder to rerun it, or use another --save_dir"
+        run_identity.require_same(saved, expected, run.files["results"], fix, partial=True)
         return "reused"
     argv = _command(run)
     with open(run.save_dir / "log.txt", "a") as handle:

@@ -18,6 +18,7 @@ import dataset
 import pruner
 import pruning_rounds
 import run_files
+import run_identity
 import unlearn
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import ForgetSet
@@ -89,25 +90,25 @@ def plan_poisoned_model(args, data, record, runtime, log):
     folder = Path(train_args.save_dir)
     final = run_files.mask_file(folder, args.pruning_times - 1)
     fix = f"use the same arguments or another --save_dir than '{args.save_dir}'"
-    saved_args = run_files.finished_training_args(folder)
-    if saved_args is not None:
-
-        def refusal(name, old, new):
-            return f"'{folder}' holds a poisoned model trained with {name}={old!r}, not {new!r}; {fix}"
-
-        run_files.check_same_experiment(saved_args, args, refusal=refusal)
+    poison = {"sha256": run_identity.record_fingerprint(record)}
+    saved_identity = run_files.finished_training(folder)
+    if saved_identity is not None:
+        expected = run_identity.of_args(run_identity.TRAINING, train_args, poison=poison)
+        flags_only = {**expected, "inputs": {}}  # the flags first, then the poisoning by name, then all of it
+        run_identity.require_same(saved_identity, flags_only, folder, fix, partial=True)
         if not final.is_file():
             raise UsageError(f"'{folder}' records a finished training run but lacks {final.name}; {fix}")
         _, checkpoint = run_files.load_mask_file(final, args)
         run_files.check_poison_record(checkpoint, record, final, fix)
+        run_identity.require_same(saved_identity, expected, folder, fix)
         log(f"reusing the poisoned model {final} (trained earlier with the same arguments; no retraining)")
         return final, checkpoint, None
     if args.mask is not None:  # the original trains the poisoned model and saves it at --mask
         _check_mask_folder(Path(args.mask))
-    model, resume = pruning_rounds.training_model(train_args, data, runtime)
+    model, resume, identity = pruning_rounds.training_model(train_args, data, runtime, poison=poison)
     if resume is not None:
         run_files.check_poison_record(resume, record, folder, fix)
-    return final, None, (model, resume)
+    return final, None, (model, resume, identity)
 
 
 def _check_mask_folder(mask: Path) -> None:
@@ -120,12 +121,12 @@ def _check_mask_folder(mask: Path) -> None:
         ) from None
 
 
-def train_poisoned_model(args, data, record, model, resume, runtime, log) -> None:
+def train_poisoned_model(args, data, record, model, resume, identity, runtime, log) -> None:
     train_args = training_args(args)
     folder = arg_parser.check_save_dir(train_args.save_dir)
     run_files.save_args(train_args, folder)
     log(f"training the poisoned model into {folder} ({args.pruning_times} round(s), rate {args.rate})")
-    meta = {**model_meta(args, data), "backdoor": record}
+    meta = {**model_meta(args, data), "backdoor": record, "identity": identity}
     for result in run_imp(train_args, data, model, runtime, log=log, meta=meta, resume=resume):
         log(f"poisoned {pruning_rounds.describe_round(result, test='clean test')}")
 
@@ -174,6 +175,15 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
             path = run_files.publish_mask_file(path, args.mask)
             log(f"saved the poisoned model at --mask {path}; later runs with this --mask reuse it")
     state_dict = checkpoint["state_dict"]
+    forget = ForgetSet("backdoor", poisoned, np.setdiff1d(np.arange(len(clean.train_labels)), poisoned), None)
+    identity = run_identity.of_args(
+        run_identity.BACKDOOR,
+        args,
+        mask=run_identity.mask_input(checkpoint, state_dict),
+        forget_set=run_identity.forget_input(forget.scenario, forget.forget_indices),
+    )
+    if args.resume and files["results"].is_file():
+        return _reuse_cleanse(files["results"], identity, log)
 
     original = build_model(args, data, seed=args.seed)
     pruner.load_pruned_state(original, state_dict)
@@ -183,16 +193,25 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
         f"method: {args.unlearn} ({method.paper_name}) on {path}; "
         f"{100 * pruner.remaining_weight_ratio(model):.2f}% of conv weights remain; {args.arch} on {runtime.device}"
     )
-    forget = ForgetSet("backdoor", poisoned, np.setdiff1d(np.arange(len(clean.train_labels)), poisoned), None)
     ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, None, log)
-    rte_min, stats = run_unlearning(model, method, ctx, files["progress"])
+    rte_min, stats = run_unlearning(model, method, ctx, files["progress"], identity)
     after = measure(model, data, poisoned, args, runtime)
 
     results = run_files.backdoor_results(args, method, clean, path, model, poisoned, before, after, rte_min, stats)
-    run_files.save_backdoor_outputs(files, model, results, record, args, model_meta(args, clean))
+    results["identity"] = identity
+    meta = {**model_meta(args, clean), "identity": identity}
+    run_files.save_backdoor_outputs(files, model, results, record, args, meta)
     files["progress"].unlink(missing_ok=True)  # superseded by the saved model
     if stats.get("diverged"):
         at = stats["diverged"]
         advice = f"results in {files['results']} (marked diverged); try a smaller --unlearn_lr"
         raise Diverged(at["what"], at["epoch"], at["lr"], advice)
+    return results
+
+
+def _reuse_cleanse(path: Path, identity: dict, log) -> dict:
+    """--resume of a finished cleanse: its results when it is the same experiment; anything else is refused."""
+    results = run_files.read_json_record(path, "backdoor results")
+    run_files.require_same_run(results, identity, path, "use the same arguments, or another --save_dir")
+    log(f"reused the finished cleanse in {path} (same run identity; nothing recomputed)")
     return results

@@ -12,6 +12,7 @@ from __future__ import annotations
 import arg_parser
 import pruner
 import pruning_rounds
+import run_identity
 from experiment import model_meta
 from utils import log, run_cli
 
@@ -31,7 +32,7 @@ def make_parser():
 def main(argv=None):
     args = make_parser().parse_args(argv)
     pruning_rounds.validate(args)
-    runtime, data, model, resume = pruning_rounds.set_up(args, pruning="synflow")
+    runtime, data, model, resume, identity = pruning_rounds.set_up(args, run_identity.SYNFLOW)
     with pruning_rounds.open_save_dir(args):
         if resume is None:  # a resumed run has its SynFlow mask in the checkpoint
             kept = pruner.synflow_prune(model, args.rate, tuple(data.train_images.shape[1:]), SYNFLOW_ITERATIONS)
@@ -41,6 +42,7 @@ def main(argv=None):
             )
         log(f"{pruning_rounds.describe_data(data, args, runtime)}, {args.pruning_times} round(s)")
         meta = {**model_meta(args, data), "pruning": "synflow", "synflow_iterations": SYNFLOW_ITERATIONS}
+        meta["identity"] = identity
         rounds = pruning_rounds.run_imp(args, data, model, runtime, log=log, meta=meta, resume=resume)
     for result in rounds:
         print(pruning_rounds.describe_round(result))

@@ -1,11 +1,11 @@
 """Each finished unlearning run against its Retrain: JS divergence of the outputs on D_f and test, ℓ2 of the weights.
 
-A run is paired with the Retrain run of the same setting (dataset, arch, scenario, forget-set size),
-sparsity and seed, and only when both checkpoints hold the same forget indices, the same masks and
-the same data split; otherwise its cells stay empty and the reason is returned. Models are rebuilt
-from each checkpoint's stored arguments and predicted in eval mode, float32, with the test
-transform: D_f in ascending index order, the test set as TA sees it (without a wholly forgotten
-class). Each dataset is loaded once and each Retrain predicted once.
+A run is paired with the Retrain run that shares its pairing key (report.py's: the same setting,
+sparsity, data and inputs by run identity, and the same trial), and only when both checkpoints hold
+the same forget indices, the same masks and the same data split; otherwise its cells stay empty and
+the reason is returned. Models are rebuilt from each checkpoint's stored arguments and predicted in
+eval mode, float32, with the test transform: D_f in ascending index order, the test set as TA sees it
+(without a wholly forgotten class). Each dataset is loaded once and each Retrain predicted once.
 """
 
 from __future__ import annotations
@@ -108,27 +108,29 @@ def distances(outputs: Outputs, reference: Outputs) -> dict:
     }
 
 
-def _units(runs: list[dict], setting_fields) -> dict:
-    """Unlearning runs grouped by (setting, sparsity, seed): each group is compared with one Retrain."""
+def _units(runs: list[dict], pairing_key) -> dict:
+    """Unlearning runs grouped by ``pairing_key(run)``: each group is compared with one Retrain."""
     units = defaultdict(list)
     for run in runs:
         if run["kind"] == "unlearn":
-            units[tuple(run[field] for field in setting_fields) + (run["sparsity"], run["seed"])].append(run)
+            units[pairing_key(run)].append(run)
     return units
 
 
-def measure(runs: list[dict], setting_fields, meter: OutputMeter, log=None) -> list[tuple[dict, str]]:
+def measure(runs: list[dict], pairing_key, meter: OutputMeter, log=None) -> list[tuple[dict, str]]:
     """Set ``OUTPUT_METRICS`` on every unlearning run (None where not measured); return (run, reason) for those."""
-    skipped, units = [], _units(runs, setting_fields)
+    skipped, units = [], _units(runs, pairing_key)
     for number, members in enumerate(units.values(), start=1):
         if log is not None:
-            log(f"output metrics: group {number} of {len(units)} (setting, sparsity, seed), {len(members)} runs")
+            log(f"output metrics: group {number} of {len(units)} (setting, inputs, trial), {len(members)} runs")
         for run in members:
             run.update(dict.fromkeys(OUTPUT_METRICS))
-        retrain = next((run for run in members if run["method"] == "retrain"), None)
-        if retrain is None:
-            skipped += [(run, f"no Retrain run of seed {run['seed']} to compare with") for run in members]
+        retrains = [run for run in members if run["method"] == "retrain"]
+        if len(retrains) != 1:
+            why = "no Retrain run" if not retrains else f"{len(retrains)} Retrain variants"
+            skipped += [(run, f"{why} of the same trial and inputs to compare with") for run in members]
             continue
+        retrain = retrains[0]
         try:
             reference = meter.outputs(retrain)
         except LOAD_ERRORS as err:

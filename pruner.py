@@ -80,9 +80,21 @@ def apply_mask(model: nn.Module, masks: dict) -> None:
             raise UsageError(
                 f"mask '{key}' has shape {tuple(mask.shape)} but the model's weight is {tuple(module.weight.shape)}"
             )
+        check_mask_values(key, mask)
         if prune.is_pruned(module):
             prune.remove(module, "weight")
         prune.custom_from_mask(module, "weight", mask.to(module.weight.device, module.weight.dtype))
+
+
+def check_mask_values(key: str, mask: torch.Tensor) -> None:
+    """A mask keeps a weight (1) or prunes it (0): anything else (0.5, 2, -1, NaN) is refused, naming the tensor."""
+    bad = ~((mask == 0) | (mask == 1))
+    if bool(bad.any()):
+        value = mask[bad].reshape(-1)[0].item()
+        raise UsageError(
+            f"mask '{key}' holds {value} at {int(bad.sum())} of {mask.numel()} positions; a mask is exactly 0 or 1 "
+            f"everywhere: give a mask file written by main_imp.py or main_synflow.py"
+        )
 
 
 def remove_pruning(model: nn.Module) -> None:

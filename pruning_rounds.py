@@ -19,6 +19,7 @@ import arg_parser
 import dataset
 import pruner
 import run_files
+import run_identity
 from arg_parser import parse_milestones
 from experiment import build_model, make_runtime, validate_common
 from interrupts import Diverged, EpochInterrupted, Stopped
@@ -44,30 +45,27 @@ def validate(args) -> None:
         run_files.find_resume_checkpoint(args)
 
 
-def training_model(args, data, runtime):
-    """(model, resume state) of a training run: the --rewind_pth and resume files are read and checked now,
-    not after a round of training, and nothing is written."""
+def training_model(args, data, runtime, kind: str = run_identity.TRAINING, **inputs):
+    """(model, resume state, identity) of a training run: the --rewind_pth and resume files are read and
+    checked now, not after a round of training, and nothing is written. ``inputs`` join the identity
+    (main_backdoor.py's poisoning record)."""
     model = runtime.prepare(build_model(args, data, seed=args.seed))
     if args.rewind_pth:
-        run_files.load_rewind_file(args.rewind_pth, model)
-    resume = run_files.load_round_checkpoint(args, model) if args.resume else None
-    return model, resume
+        rewind = run_files.load_rewind_file(args.rewind_pth, model)
+        inputs["rewind_pth"] = run_identity.tensors_fingerprint(rewind)
+    identity = run_identity.of_args(kind, args, **inputs)
+    resume = run_files.load_round_checkpoint(args, model, identity) if args.resume else None
+    return model, resume, identity
 
 
-def set_up(args, pruning: str | None = None):
-    """(runtime, data, model, resume state) of a training run; every file is read and checked, none written.
-
-    ``pruning``: how round 0 was pruned ("synflow"; None: it is dense); a --resume of a dense run's
-    folder by main_synflow.py is refused.
+def set_up(args, kind: str = run_identity.TRAINING):
+    """(runtime, data, model, resume state, identity) of a training run; every file is read and checked, none
+    written. ``kind``: main_imp.py's training or main_synflow.py's; a --resume of the other's folder is refused.
     """
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
-    model, resume = training_model(args, data, runtime)
-    if pruning is not None and resume is not None and resume.get("pruning") != pruning:
-        raise UsageError(
-            f"--resume: '{args.save_dir}' holds a run of main_imp.py, not of main_{pruning}.py; drop --resume"
-        )
-    return runtime, data, model, resume
+    model, resume, identity = training_model(args, data, runtime, kind)
+    return runtime, data, model, resume, identity
 
 
 @contextlib.contextmanager
@@ -106,8 +104,8 @@ class RoundState:
 def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
     """Run (or resume) every round; returns the per-round results written to imp_results.json.
 
-    ``resume``: what ``run_files.load_round_checkpoint(args, model)`` returned for a --resume run
-    (None: start afresh). ``meta`` goes into every checkpoint (the set-up, the pruning kind).
+    ``resume``: what ``run_files.load_round_checkpoint`` returned for a --resume run (None: start
+    afresh). ``meta`` goes into every checkpoint (the set-up, the pruning kind, the run's ``identity``).
     """
     rounds = Rounds(args, model, dict(meta or {}))
     optimizer_state = rounds.resume(resume, log) if resume is not None else rounds.start()
@@ -230,7 +228,8 @@ def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: 
         raise Stopped(stop.signum, f"{where} after batch {stop.steps} of {len(batches)}") from None
     except Diverged as err:
         diverged = Diverged(where, epoch, optimizer.param_groups[0]["lr"])
-        run_files.write_round_results(args, rounds.results, rounds.save_dir, diverged=diverged.record())
+        identity = rounds.meta["identity"]
+        run_files.write_round_results(args, rounds.results, rounds.save_dir, identity, diverged=diverged.record())
         diverged.advice = f"recorded in {rounds.save_dir / 'imp_results.json'}; try a smaller --lr"
         raise diverged from err
     position.partial = None
@@ -254,7 +253,8 @@ def finish_round(rounds: Rounds, ratio: float, log) -> None:
         f"round {position.k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
         f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
     )
-    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir)
+    run_files.mark_round_finished(rounds.save_dir, position.k)
+    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, rounds.meta["identity"])
     rounds.position = RoundState(position.k + 1)
 
 

@@ -2,7 +2,8 @@
 
 Reads every ``*_eval.json`` (main_forget.py) and ``*_backdoor.json`` (main_backdoor.py) below the
 given folders. Unlearning runs are grouped by (dataset, arch, scenario + forget set, sparsity,
-method); each group shows mean ± sample std over seeds of UA, MIA-Efficacy, RA and TA, each with
+method) and by run identity without its seeds (runs differing in any other defining flag or input are
+separate rows, labelled by the differing values, e.g. "SSD (ssd_alpha=0.5)"); each group shows mean ± sample std over seeds of UA, MIA-Efficacy, RA and TA, each with
 its gap to Retrain of the same setting and sparsity in parentheses, the mean of the four gaps
 ("Avg. Gap") and the mean RTE.
 
@@ -43,7 +44,7 @@ import math
 import os
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ import numpy as np
 import audit_report
 import output_distance
 import published
+import run_identity
 import unlearn
 from utils import UsageError, atomic_write_text, run_cli
 
@@ -63,19 +65,9 @@ METRICS = (("UA", "UA", "UA"), ("MIA", "MIA_efficacy", "MIA-Efficacy"), ("RA", "
 BACKDOOR_METRICS = ("SA_before", "ASR_before", "SA_after", "ASR_after", "ASR_nontarget_before", "ASR_nontarget_after")
 SETTING_FIELDS = ("dataset", "arch", "scenario", "class_to_replace", "num_forget")
 BACKDOOR_SETTING_FIELDS = ("dataset", "arch", "target", "num_poisoned")
-# Resolved arguments that must agree inside a group, or its mean would mix different experiments.
-SETTING_ARGS = (
-    "unlearn_lr",
-    "unlearn_epochs",
-    "alpha",
-    "no_l1_epochs",
-    "decreasing_lr",
-    "batch_size",
-    "warmup",
-    "no_aug",
-    "split_seed",
-    "train_subset",
-)
+# Runs are grouped by their run identity (run_identity.py) without its seeds: runs that differ in any
+# defining argument or input are never averaged, and a row's label names the values that set it apart.
+KIND_OF_RESULT = {"unlearn": run_identity.UNLEARNING, "backdoor": run_identity.BACKDOOR}
 
 
 def method_name(method: str) -> str:
@@ -141,12 +133,27 @@ def _common_fields(record: dict, path: Path, kind: str) -> dict:
         "method": _field(record, "method", str),
         "sparsity": sparsity_of(ratio),
         "seed": _field(record, "seed", int),
-        "settings": {key: args[key] for key in SETTING_ARGS if key in args} | _split_seed(record),
+        **_identity_fields(record, kind),
     }
 
 
-def _split_seed(record: dict) -> dict:
-    return {"split_seed": record["split_seed"]} if "split_seed" in record else {}
+def _identity_fields(record: dict, kind: str) -> dict:
+    """The run's experiment (its identity without seeds) and its trial (the seeds)."""
+    identity = record.get("identity")
+    if identity is None:  # written before run identities were recorded: its flags from the saved arguments
+        whole_class = record.get("class_to_replace") if record.get("whole_class") else None
+        forget = {"scenario": record.get("scenario", "backdoor"), "whole_class": whole_class}
+        args = {**record["args"], "seed": record.get("seed")}  # the seed as the record states it
+        identity = run_identity.of_args(KIND_OF_RESULT[kind], args, forget_set=forget)
+    if not isinstance(identity, dict) or not isinstance(identity.get("args"), dict):
+        raise ValueError("its 'identity' is not a run identity (a dict with 'args')")
+    setting = run_identity.setting_of(identity)
+    return {
+        "setting": setting,
+        "setting_id": json.dumps(setting, sort_keys=True, default=str),
+        "context_id": json.dumps(run_identity.reference_context(setting), sort_keys=True, default=str),
+        "trial": run_identity.trial_of(identity),
+    }
 
 
 def parse_eval(record: dict, path: Path) -> dict:
@@ -174,7 +181,7 @@ def parse_backdoor(record: dict, path: Path) -> dict:
 
 
 def load_runs(paths) -> tuple[list[dict], list[str]]:
-    """Every readable run below ``paths`` and a list of problems (unreadable files, duplicates, mixed settings)."""
+    """Every readable run below ``paths`` and a list of problems (unreadable files, duplicates)."""
     files, problems = find_result_files(paths)
     runs = []
     for path in files:
@@ -189,7 +196,7 @@ def load_runs(paths) -> tuple[list[dict], list[str]]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
             problems.append(f"{path}: unreadable result, skipped ({err})")
     runs, duplicate_problems = _drop_duplicates(runs)
-    return runs, problems + duplicate_problems + _mixed_settings(runs)
+    return runs, problems + duplicate_problems
 
 
 def _diverged_problem(record: dict, path: Path) -> str:
@@ -201,17 +208,22 @@ def _diverged_problem(record: dict, path: Path) -> str:
 
 
 def group_key(run: dict) -> tuple:
-    fields = SETTING_FIELDS if run["kind"] == "unlearn" else BACKDOOR_SETTING_FIELDS
-    return (run["kind"],) + tuple(run[field] for field in fields) + (run["sparsity"], run["method"])
+    """Runs of one experiment: the same setting, sparsity, method and run identity (seeds aside)."""
+    return _base_key(run) + (run["setting_id"],)
+
+
+def _base_key(row: dict) -> tuple:
+    fields = SETTING_FIELDS if row["kind"] == "unlearn" else BACKDOOR_SETTING_FIELDS
+    return (row["kind"],) + tuple(row[field] for field in fields) + (row["sparsity"], row["method"])
 
 
 def _drop_duplicates(runs: list[dict]) -> tuple[list[dict], list[str]]:
     kept, seen, problems = [], {}, []
     for run in runs:
-        key = group_key(run) + (run["seed"],)
+        key = group_key(run) + (run["trial"],)
         if key in seen:
             problems.append(
-                f"{run['path']}: same run (method, setting, sparsity, seed {run['seed']}) as {seen[key]}; ignored"
+                f"{run['path']}: the same experiment and trial ({_trial_text(run['trial'])}) as {seen[key]}; ignored"
             )
             continue
         seen[key] = run["path"]
@@ -219,18 +231,44 @@ def _drop_duplicates(runs: list[dict]) -> tuple[list[dict], list[str]]:
     return kept, problems
 
 
-def _mixed_settings(runs: list[dict]) -> list[str]:
-    groups = defaultdict(list)
+def _trial_text(trial: tuple) -> str:
+    mask_seed, *seeds = trial
+    text = ", ".join(f"--{name} {value}" for name, value in zip(run_identity.TRIAL_FLAGS, seeds, strict=True))
+    return text if mask_seed is None else f"mask trained with --seed {mask_seed}, {text}"
+
+
+def variant_labels(runs: list[dict]) -> dict[str, str]:
+    """{setting_id: label} naming what sets a variant apart from the other runs of its method and setting
+    (e.g. ``ssd_alpha=0.5``); empty where a method has one variant. A label holds at every sparsity."""
+    by_base = defaultdict(dict)
     for run in runs:
-        groups[group_key(run)].append(run)
-    problems = []
-    for members in groups.values():
-        for arg in sorted({arg for run in members for arg in run["settings"]}):
-            counts = Counter(json.dumps(run["settings"].get(arg)) for run in members)
-            if len(counts) > 1:
-                values = ", ".join(f"{value} ({n} runs)" for value, n in sorted(counts.items()))
-                problems.append(f"{_describe(members[0])}: runs differ in {arg} = {values}; their mean mixes them")
-    return problems
+        by_base[_base_key(run)][run["setting_id"]] = run_identity.flat(run["setting"])
+    varying = defaultdict(set)  # per (kind, setting, method), over every sparsity
+    for key, variants in by_base.items():
+        items = {item for flat in variants.values() for item in flat}
+        varying[_without_sparsity(key)] |= {item for item in items if _differs(variants.values(), item)}
+    labels = {}
+    for key, variants in by_base.items():
+        names = sorted(varying[_without_sparsity(key)])
+        for setting_id, flat in variants.items():
+            labels[setting_id] = ", ".join(
+                f"{run_identity.label(item)}={_value_text(flat.get(item))}" for item in names
+            )
+    return labels
+
+
+def _without_sparsity(key: tuple) -> tuple:
+    return key[:-2] + key[-1:]
+
+
+def _differs(flats, item: str) -> bool:
+    return len({json.dumps(flat.get(item), sort_keys=True, default=str) for flat in flats}) > 1
+
+
+def _value_text(value) -> str:
+    if isinstance(value, str) and len(value) == 64:
+        return value[:8]  # a content hash
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def _describe(row: dict) -> str:
@@ -268,12 +306,14 @@ def _group(runs: list[dict], kind: str) -> dict:
 
 def summarise(runs: list[dict]) -> list[dict]:
     """One row per unlearning group: mean/std/gap per metric, Avg. Gap and mean RTE, in table order."""
-    rows = []
+    rows, labels = [], variant_labels(runs)
     for members in _group(runs, "unlearn").values():
         first = members[0]
-        row = {field: first[field] for field in SETTING_FIELDS + ("sparsity", "method")}
+        row = {field: first[field] for field in SETTING_FIELDS + ("sparsity", "method", "setting_id", "context_id")}
+        label = labels.get(first["setting_id"])
         row |= {
-            "name": method_name(first["method"]),
+            "name": method_name(first["method"]) + (f" ({label})" if label else ""),
+            "variant": label or "",
             "n_seeds": len(members),
             "seeds": sorted(run["seed"] for run in members),
         }
@@ -282,15 +322,39 @@ def summarise(runs: list[dict]) -> list[dict]:
         row["RTE_mean"], row["RTE_std"] = _mean_std([run["RTE"] for run in members])
         row |= _output_distances(members)
         rows.append(row)
-    retrain = {_setting(row) + (row["sparsity"],): row for row in rows if row["method"] == "retrain"}
+    references = _retrain_references(rows)
     for row in rows:
-        reference = retrain.get(_setting(row) + (row["sparsity"],))
-        row["has_retrain"] = reference is not None
+        reference = references.get(id(row))
+        row["has_retrain"] = isinstance(reference, dict)
+        row["retrain_ambiguous"] = reference == "ambiguous"
         for short, _, _ in METRICS:
-            gap = abs(row[f"{short}_mean"] - reference[f"{short}_mean"]) if reference else math.nan
+            gap = abs(row[f"{short}_mean"] - reference[f"{short}_mean"]) if row["has_retrain"] else math.nan
             row[f"{short}_gap"] = gap
         row["avg_gap"] = float(np.mean([row[f"{short}_gap"] for short, _, _ in METRICS]))
     return sorted(rows, key=_row_order)
+
+
+def _retrain_references(rows: list[dict]) -> dict:
+    """{id(row): its Retrain row, or "ambiguous" when several Retrain variants share its setting and inputs}."""
+    retrain = defaultdict(list)
+    for row in rows:
+        if row["method"] == "retrain":
+            retrain[_reference_key(row)].append(row)
+    found = {}
+    for row in rows:
+        candidates = retrain.get(_reference_key(row), [])
+        if row["method"] == "retrain":
+            found[id(row)] = row
+        elif len(candidates) == 1:
+            found[id(row)] = candidates[0]
+        elif candidates:
+            found[id(row)] = "ambiguous"
+    return found
+
+
+def _reference_key(run: dict) -> tuple:
+    """A run and the Retrain it is measured against share this: setting, sparsity, data and inputs."""
+    return _setting(run) + (run["sparsity"], run["context_id"])
 
 
 def _output_distances(members: list[dict]) -> dict:
@@ -305,12 +369,14 @@ def _output_distances(members: list[dict]) -> dict:
 
 def summarise_backdoor(runs: list[dict]) -> list[dict]:
     """One row per backdoor group: mean/std of SA and ASR before and after unlearning."""
-    rows = []
+    rows, labels = [], variant_labels(runs)
     for members in _group(runs, "backdoor").values():
         first = members[0]
         row = {field: first[field] for field in BACKDOOR_SETTING_FIELDS + ("sparsity", "method")}
+        label = labels.get(first["setting_id"])
         row |= {
-            "name": method_name(first["method"]),
+            "name": method_name(first["method"]) + (f" ({label})" if label else ""),
+            "variant": label or "",
             "n_seeds": len(members),
             "seeds": sorted(run["seed"] for run in members),
         }
@@ -324,27 +390,38 @@ def _setting(row: dict) -> tuple:
     return tuple(row[field] for field in SETTING_FIELDS)
 
 
+def _pairing_key(run: dict) -> tuple:
+    """A run is compared with the Retrain run of its setting, sparsity, data and inputs, and of its trial."""
+    return _reference_key(run) + (run["trial"],)
+
+
 def _sortable(value) -> tuple:
     return (value is None, str(type(value)), value if value is not None else 0)
 
 
 def _row_order(row: dict) -> tuple:
-    return tuple(_sortable(row[f]) for f in SETTING_FIELDS) + (row["sparsity"], method_rank(row["method"]))
+    fields = tuple(_sortable(row[f]) for f in SETTING_FIELDS)
+    return fields + (row["sparsity"], method_rank(row["method"]), row["variant"])
 
 
 def _backdoor_order(row: dict) -> tuple:
-    return tuple(_sortable(row[f]) for f in BACKDOOR_SETTING_FIELDS) + (row["sparsity"], method_rank(row["method"]))
+    fields = tuple(_sortable(row[f]) for f in BACKDOOR_SETTING_FIELDS)
+    return fields + (row["sparsity"], method_rank(row["method"]), row["variant"])
 
 
 def gap_problems(rows: list[dict]) -> list[str]:
-    """One line per (setting, sparsity) that has runs but no Retrain run to gap them against."""
+    """One line per (setting, sparsity) that has runs but no single Retrain run to gap them against."""
     lacking = {}
     for row in rows:
         if not row["has_retrain"]:
-            lacking.setdefault(_setting(row) + (row["sparsity"],), row)
+            lacking.setdefault(_reference_key(row), row)
     return [
         f"{row['dataset']}/{row['arch']} {scenario_title(row)}, sparsity {row['sparsity']:.1f}%: "
-        f"no Retrain run, so gaps are n/a"
+        + (
+            "several Retrain variants share this setting and mask, so gaps are n/a (give one report call one Retrain)"
+            if row["retrain_ambiguous"]
+            else "no Retrain run, so gaps are n/a"
+        )
         for row in lacking.values()
     ]
 
@@ -491,7 +568,7 @@ def _csv_value(value):
 
 
 def to_csv(rows: list[dict]) -> str:
-    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_seeds", "seeds"]
+    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "variant", "n_seeds", "seeds"]
     for short, _, _ in METRICS:
         columns += [f"{short}_mean", f"{short}_std", f"{short}_gap"]
     columns += ["RTE_mean", "RTE_std", "avg_gap"]
@@ -501,7 +578,7 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def backdoor_to_csv(rows: list[dict]) -> str:
-    columns = list(BACKDOOR_SETTING_FIELDS) + ["sparsity", "method", "name", "n_seeds", "seeds"]
+    columns = list(BACKDOOR_SETTING_FIELDS) + ["sparsity", "method", "name", "variant", "n_seeds", "seeds"]
     for key in BACKDOOR_METRICS:
         columns += [f"{key}_mean", f"{key}_std"]
     return _csv_text(rows, columns)
@@ -540,10 +617,12 @@ def _save_figure(fig, path: Path) -> Path:
 
 
 def _method_lines(ax, rows: list[dict], mean_key: str, std_key: str) -> None:
-    for method in sorted({row["method"] for row in rows}, key=method_rank):
-        points = sorted((row["sparsity"], row[mean_key], row[std_key]) for row in rows if row["method"] == method)
+    """One line per method variant (its row name), in table order."""
+    names = sorted({(method_rank(row["method"]), row["name"]) for row in rows})
+    for _, name in names:
+        points = sorted((row["sparsity"], row[mean_key], row[std_key]) for row in rows if row["name"] == name)
         x, y, err = zip(*points, strict=True)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method_name(method))
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
 
 
 def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
@@ -627,7 +706,7 @@ def build_report(
     if not runs and not problems:
         raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
     if meter is not None:
-        skipped = output_distance.measure(runs, SETTING_FIELDS, meter, log)
+        skipped = output_distance.measure(runs, _pairing_key, meter, log)
         problems += [f"{_describe(run)}, seed {run['seed']}: no JS/ℓ2 to Retrain, {why}" for run, why in skipped]
     rows, backdoor_rows = summarise(runs), summarise_backdoor(runs)
     problems += gap_problems(rows)

@@ -16,7 +16,9 @@ Every run holds a lock file, .imp.lock / .M.lock / .backdoor_M.lock, while it ru
 
 Torch files are plain dicts of tensors and plain data, read back with ``weights_only=True``; every
 write is atomic (a killed run leaves the old file or the new one). A resumed or reused run must
-agree with the saved one on the arguments that define it (``check_same_experiment``).
+record the same run identity as the saved one (``require_same_run``, run_identity.py), and a run is
+finished only when its final record (imp_results.json with ``finished``, M_eval.json, M_backdoor.json)
+exists; a mask file counts only once its round is finished (``round_finished``).
 See docs/design.md for the formats in full.
 """
 
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import pruner
-import unlearn
+import run_identity
 from utils import (
     UsageError,
     atomic_torch_save,
@@ -48,68 +50,12 @@ from utils import (
 
 # ----------------------------------------------------------------------------- the same-experiment check
 
-# Arguments that define a training run: a resumed or reused one must agree on all of them.
-EXPERIMENT_ARGS = (
-    "dataset",
-    "arch",
-    "imagenet_arch",
-    "split_seed",
-    "train_subset",
-    "seed",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "epochs",
-    "warmup",
-    "decreasing_lr",
-    "no_aug",
-    "batch_size",
-    "pruning_times",
-    "rate",
-    "prune_type",
-    "random_prune",
-    "rewind_epoch",
-    "rewind_pth",
-)
 
-# Arguments that define an unlearning run: a resumed run must agree on all of them.
-RUN_ARGS = (
-    "dataset",
-    "arch",
-    "mask",
-    "unlearn",
-    "unlearn_lr",
-    "unlearn_epochs",
-    "alpha",
-    "no_l1_epochs",
-    "seed",
-    "train_seed",
-    "split_seed",
-    "train_subset",
-    "batch_size",
-    "no_aug",
-    "decreasing_lr",
-    "warmup",
-    "momentum",
-    "weight_decay",
-)
-
-
-def _resume_refusal(name, old, new) -> str:
-    return (
-        f"--resume: the saved run has {name}={old!r} but this command gives {new!r}; "
-        f"use the same arguments or another --save_dir"
-    )
-
-
-def check_same_experiment(saved: dict, args, names=EXPERIMENT_ARGS, refusal=_resume_refusal) -> None:
-    """Refuse when the saved arguments differ from ``args`` on one of ``names``; ``refusal`` words the error."""
+def require_same_run(saved: dict, identity: dict, path, fix: str = "use the same arguments or another --save_dir"):
+    """Refuse a resumed or reused file unless it records this run's identity (run_identity.py)."""
     if not isinstance(saved, dict):
-        raise UsageError("--resume: the saved run's 'args' is not a dict; it was not written by these scripts")
-    for name in names:
-        old, new = saved.get(name), getattr(args, name)
-        if old != new:
-            raise UsageError(refusal(name, old, new))
+        raise UsageError(f"'{path}' is not a checkpoint dict written by these scripts; {fix}")
+    run_identity.require_same(saved.get("identity"), identity, path, fix)
 
 
 # ----------------------------------------------------------------------------- one writer per run
@@ -200,10 +146,15 @@ def save_args(args, save_dir, name="args.json") -> None:
 
 
 def save_mask_file(save_dir, model, position, ratio: float, args, meta: dict) -> None:
-    """Round ``position.k``'s best weights so far (with their masks): the file main_forget.py --mask takes."""
+    """Round ``position.k``'s best weights so far (with their masks): the file main_forget.py --mask takes.
+
+    It is marked ``round_finished`` only when the round ends (``mark_round_finished``); before that it
+    is a best-so-far checkpoint that main_forget.py and main_backdoor.py refuse.
+    """
     atomic_torch_save(
         {
             "state_dict": model.state_dict(),
+            "round_finished": False,
             "round": position.k,
             "epoch": position.best_epoch,
             "best_val": position.best_val,
@@ -216,6 +167,30 @@ def save_mask_file(save_dir, model, position, ratio: float, args, meta: dict) ->
     )
 
 
+def mark_round_finished(save_dir, k: int) -> None:
+    """Round k has ended: its mask file is final (rewritten atomically with ``round_finished``)."""
+    path = mask_file(save_dir, k)
+    saved = safe_load(path, "mask file")
+    atomic_torch_save({**saved, "round_finished": True}, path)
+
+
+_MASK_SHAS: dict[tuple, str] = {}
+
+
+def mask_fingerprint(path) -> str | None:
+    """The content hash of a mask file's tensors (None while it does not exist), cached by path, size and mtime."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _MASK_SHAS:
+        state = require_state_dict(safe_load(path, "--mask checkpoint"), path, "--mask checkpoint")
+        _MASK_SHAS[key] = run_identity.tensors_fingerprint(state)
+    return _MASK_SHAS[key]
+
+
 def publish_mask_file(source, target) -> Path:
     """Copy a mask file to ``target`` (atomically), e.g. the poisoned model to main_backdoor.py's --mask path."""
     data = Path(source).read_bytes()
@@ -224,9 +199,15 @@ def publish_mask_file(source, target) -> Path:
 
 
 def load_mask_file(path, args):
-    """A mask file as (state_dict, whole checkpoint); refuse one made for another --arch, --dataset or subset."""
+    """A mask file as (state_dict, whole checkpoint); refuse one made for another --arch, --dataset or subset,
+    and one from a round that has not finished (a best-so-far checkpoint of an interrupted run)."""
     checkpoint = safe_load(path, "--mask checkpoint")
     state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
+    if checkpoint.get("round_finished") is False or not _round_finished_by_results(path, checkpoint):
+        raise UsageError(
+            f"--mask '{path}' is from round {checkpoint.get('round')} of a training run that has not finished "
+            f"it; finish that run first (rerun its command with --resume --save_dir {Path(path).parent})"
+        )
     for key in ("arch", "dataset", "train_subset"):
         saved = checkpoint.get(key)
         if key in checkpoint and saved != getattr(args, key):
@@ -236,6 +217,18 @@ def load_mask_file(path, args):
                 f"{fix} or give another checkpoint"
             )
     return state_dict, checkpoint
+
+
+def _round_finished_by_results(path, checkpoint: dict) -> bool:
+    """For a mask file that predates ``round_finished``: its round must be listed in imp_results.json beside it."""
+    if "round_finished" in checkpoint or not isinstance(checkpoint.get("round"), int) or "args" not in checkpoint:
+        return True  # marked, or not a file of our training rounds (no round to check)
+    results = Path(path).parent / "imp_results.json"
+    try:
+        rounds = json.loads(results.read_text())["rounds"]
+        return any(isinstance(r, dict) and r.get("round") == checkpoint["round"] for r in rounds)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def save_round_checkpoint(save_dir, model, optimizer, scheduler, rounds, args, meta: dict) -> None:
@@ -278,7 +271,7 @@ def find_resume_checkpoint(args) -> Path:
     return found[-1]
 
 
-def load_round_checkpoint(args, model) -> dict:
+def load_round_checkpoint(args, model, identity: dict) -> dict:
     """Read and check everything a resumed run needs, before anything is written; loads its weights into ``model``.
 
     Returns the checkpoint with ``init_state`` and ``rewind_state`` (the dense weights to rewind to) added.
@@ -286,7 +279,7 @@ def load_round_checkpoint(args, model) -> dict:
     path = find_resume_checkpoint(args)
     saved = safe_load(path, "resume checkpoint")
     require_keys(saved, ROUND_CHECKPOINT_KEYS, path, "resume checkpoint")
-    check_same_experiment(saved["args"], args)
+    require_same_run(saved, identity, path)
     pruner.load_pruned_state(model, saved["state_dict"])
     saved["init_state"] = safe_load(rewind_file(args.save_dir, 0), "initial weights")
     rewind = rewind_file(args.save_dir, args.rewind_epoch)
@@ -312,11 +305,16 @@ def load_dense_best(save_dir) -> dict:
     return pruner.dense_state(best["state_dict"])
 
 
-def write_round_results(args, rounds: list, save_dir, diverged: dict | None = None) -> None:
-    """imp_results.json: the finished rounds (and, when training diverged, where: ``diverged_at``)."""
+def write_round_results(args, rounds: list, save_dir, identity: dict, diverged: dict | None = None) -> None:
+    """imp_results.json: the finished rounds (and, when training diverged, where: ``diverged_at``).
+
+    ``finished`` is true only in the record written after the last round: the run's final record.
+    """
     extra = {} if diverged is None else {"diverged": True, "diverged_at": diverged}
     atomic_write_json(
         {
+            "finished": diverged is None and len(rounds) == args.pruning_times,
+            "identity": identity,
             "rounds": rounds,
             **extra,
             "train_subset": args.train_subset,
@@ -327,20 +325,19 @@ def write_round_results(args, rounds: list, save_dir, diverged: dict | None = No
     )
 
 
-def finished_training_args(folder: Path):
-    """The arguments of the finished training run in ``folder`` (None when there is none)."""
+def finished_training(folder) -> dict | None:
+    """The identity of the finished training run in ``folder`` (None when there is none, or it is unfinished)."""
     path = Path(folder) / "imp_results.json"
     if not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text())
-        rounds, saved_args = saved["rounds"], saved["args"]
-        done = len(rounds) == saved_args["pruning_times"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        finished, identity = saved.get("finished") is True, saved.get("identity")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
         raise UsageError(
             f"'{path}' is not a results file of a training run ({err}); remove it or use another --save_dir"
         ) from None
-    return saved_args if done else None
+    return identity if finished else None
 
 
 # ----------------------------------------------------------------------------- unlearning
@@ -381,20 +378,17 @@ def backdoor_files(save_dir, method: str) -> dict[str, Path]:
     }
 
 
-def _check_same_run(saved, args, forget_indices, path, keys) -> None:
+def _check_same_run(saved, identity: dict, path, keys) -> None:
     require_keys(saved, keys, path, "--resume file")
-    # the method's own flags (e.g. --scrub_alpha) define the run as much as the shared ones
-    own_flags = tuple(flag.name for flag in unlearn.get_method(args.unlearn).flags)
-    check_same_experiment(saved["args"], args, RUN_ARGS + own_flags)
-    if not np.array_equal(np.asarray(saved["forget_indices"]), forget_indices):
-        raise UsageError(f"--resume: '{path}' was made for another forget set; use another --save_dir")
+    require_same_run(saved, identity, path)
 
 
-def save_progress(path, state: dict, model, elapsed: float, stats: dict, forget_indices, args) -> None:
+def save_progress(path, state: dict, model, elapsed: float, stats: dict, forget_indices, args, identity) -> None:
     """After an unlearning epoch: the loop's ``state`` (epoch, optimiser, scheduler, history) and the weights."""
     atomic_torch_save(
         {
             **state,
+            "identity": identity,
             "state_dict": model.state_dict(),
             "elapsed": elapsed,
             "stats": stats,
@@ -405,14 +399,15 @@ def save_progress(path, state: dict, model, elapsed: float, stats: dict, forget_
     )
 
 
-def load_progress(path, args, forget_indices) -> dict:
+def load_progress(path, identity: dict) -> dict:
     progress = safe_load(path, "unlearning progress")
-    _check_same_run(progress, args, forget_indices, path, PROGRESS_KEYS)
+    _check_same_run(progress, identity, path, PROGRESS_KEYS)
     return progress
 
 
 def save_finished(path, model, evaluation: dict, rte_min: float, stats: dict, forget_indices, args, meta) -> None:
-    """The finished unlearning run; ``evaluation`` may be partial (filled in while it is measured)."""
+    """The finished unlearning run; ``evaluation`` may be partial (filled in while it is measured).
+    ``meta`` holds the set-up and the run's ``identity``."""
     atomic_torch_save(
         {
             "state_dict": model.state_dict(),
@@ -427,10 +422,21 @@ def save_finished(path, model, evaluation: dict, rte_min: float, stats: dict, fo
     )
 
 
-def load_finished(path, args, forget_indices) -> dict:
+def load_finished(path, identity: dict) -> dict:
     saved = safe_load(path, "unlearning checkpoint")
-    _check_same_run(saved, args, forget_indices, path, FINISHED_KEYS)
+    _check_same_run(saved, identity, path, FINISHED_KEYS)
     return saved
+
+
+def read_json_record(path, what: str) -> dict:
+    """A JSON result record read back (a dict), or one line saying what is wrong with it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UsageError(f"{what} '{path}' cannot be read ({err}); remove it or use another --save_dir") from None
+    if not isinstance(record, dict):
+        raise UsageError(f"{what} '{path}' is not a JSON object; remove it or use another --save_dir")
+    return record
 
 
 def read_finished(path) -> dict:
@@ -443,9 +449,18 @@ def read_finished(path) -> dict:
     return saved
 
 
-def write_eval_results(path, args, method, data, forget, model, evaluation: dict, rte_min, stats) -> dict:
-    """``M_eval.json``: what report.py reads. Returns the record written."""
+def finished_unlearning(save_dir, method: str) -> dict | None:
+    """The identity in ``{method}_eval.json`` (the run's final record), or None when there is none yet."""
+    path = unlearning_files(save_dir, method)["results"]
+    if not path.is_file():
+        return None
+    return read_json_record(path, "unlearning results").get("identity", {})
+
+
+def write_eval_results(path, args, method, data, forget, model, evaluation: dict, rte_min, stats, identity) -> dict:
+    """``M_eval.json``, the run's final record (written last): what report.py reads. Returns the record written."""
     results = {
+        "identity": identity,
         "method": args.unlearn,
         "paper_name": method.paper_name,
         "scenario": forget.scenario,

@@ -16,6 +16,7 @@ import dataset
 import interrupts
 import pruner
 import run_files
+import run_identity
 import unlearn
 from evaluation.metrics import evaluate, evaluate_diverged
 from evaluation.outputs import per_example_outputs, save_outputs
@@ -48,10 +49,11 @@ def prepare_model(args, data, method, state_dict, runtime):
     return runtime.prepare(model)
 
 
-def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
+def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path, identity: dict):
     """Run the method, saving progress after every epoch; returns (RTE in minutes, method stats).
 
-    With --resume and a progress file, continue from it. RTE counts the unlearning step only: not
+    With --resume and a progress file, continue from it (only if it records the same ``identity``).
+    RTE counts the unlearning step only: not
     evaluation, not the progress saves, and across a resume it adds the time spent before the interruption.
     """
     args = ctx.args
@@ -61,7 +63,7 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
         ctx.prepared = method.prepare(model, ctx)
     preparing = time.perf_counter() - began
     if args.resume and progress_file.is_file():
-        progress = run_files.load_progress(progress_file, args, ctx.forget_indices)
+        progress = run_files.load_progress(progress_file, identity)
         pruner.load_pruned_state(model, progress["state_dict"])
         ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
     start = time.perf_counter() - preparing
@@ -70,7 +72,7 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
         nonlocal saving
         began = time.perf_counter()
         elapsed = spent_before + began - start - saving
-        run_files.save_progress(progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args)
+        run_files.save_progress(progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args, identity)
         saving += time.perf_counter() - began
 
     ctx.on_epoch = on_epoch
@@ -89,7 +91,7 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path):
 def run(args, log) -> dict:
     """main_forget.py after parsing and ``validate``: returns the record written to ``{unlearn}_eval.json``."""
     method = unlearn.get_method(args.unlearn)
-    state_dict, _ = run_files.load_mask_file(args.mask, args)
+    state_dict, checkpoint = run_files.load_mask_file(args.mask, args)
     files = run_files.unlearning_files(args.save_dir, args.unlearn)
     if args.resume and not files["checkpoint"].is_file() and not files["progress"].is_file():
         raise UsageError(f"--resume: nothing to resume, '{files['checkpoint']}' does not exist; drop --resume")
@@ -97,23 +99,34 @@ def run(args, log) -> dict:
     data = dataset.load_data(args, runtime.device)
     forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
     model = prepare_model(args, data, method, state_dict, runtime)
+    identity = unlearning_identity(args, checkpoint, state_dict, forget)
     arg_parser.check_save_dir(args.save_dir)
     names = [files["checkpoint"].name, files["progress"].name]
     refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
     with run_files.run_lock(args.save_dir, args.unlearn, check=refuse):
-        return _run_locked(args, method, data, forget, model, runtime, files, log)
+        return _run_locked(args, method, data, forget, model, runtime, files, identity, log)
 
 
-def _run_locked(args, method, data, forget, model, runtime, files, log) -> dict:
+def unlearning_identity(args, checkpoint: dict, state_dict: dict, forget) -> dict:
+    """This run's identity: its defining flags, the mask file's content and the forget set (run_identity.py)."""
+    return run_identity.of_args(
+        run_identity.UNLEARNING,
+        args,
+        mask=run_identity.mask_input(checkpoint, state_dict),
+        forget_set=run_identity.forget_input(forget.scenario, forget.forget_indices, forget.forgotten_class),
+    )
+
+
+def _run_locked(args, method, data, forget, model, runtime, files, identity, log) -> dict:
     log(forget.describe(len(data.train_labels)))
     log(
         f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "
         f"weights remain; {args.arch} on {runtime.device}"
     )
-    done, rte_min, stats = _unlearn_or_reuse(args, model, method, data, forget, runtime, files, log)
+    done, rte_min, stats = _unlearn_or_reuse(args, model, method, data, forget, runtime, files, identity, log)
 
     def save(evaluation):
-        meta = model_meta(args, data)
+        meta = {**model_meta(args, data), "identity": identity}
         run_files.save_finished(
             files["checkpoint"], model, evaluation, rte_min, stats, forget.forget_indices, args, meta
         )
@@ -128,7 +141,7 @@ def _run_locked(args, method, data, forget, model, runtime, files, log) -> dict:
         evaluation = evaluate(*sets, done=done, log=log)
     save(evaluation)
     results = run_files.write_eval_results(
-        files["results"], args, method, data, forget, model, evaluation, rte_min, stats
+        files["results"], args, method, data, forget, model, evaluation, rte_min, stats, identity
     )
     if args.save_outputs:
         save_outputs(per_example_outputs(model, data, forget.forget_indices, runtime), files["outputs"])
@@ -145,14 +158,14 @@ def _run_locked(args, method, data, forget, model, runtime, files, log) -> dict:
     return results
 
 
-def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, log):
+def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, identity, log):
     """(evaluation so far, RTE, stats): the finished step of an earlier run with --resume, else a new one."""
     if args.resume and files["checkpoint"].is_file():
-        saved = run_files.load_finished(files["checkpoint"], args, forget.forget_indices)
+        saved = run_files.load_finished(files["checkpoint"], identity)
         pruner.load_pruned_state(model, saved["state_dict"])
         log(f"resumed the finished unlearning step from {files['checkpoint']}")
         return saved["evaluation"], saved["RTE_min"], saved["stats"]
     ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, forget.forgotten_class, log)
-    rte_min, stats = run_unlearning(model, method, ctx, files["progress"])
+    rte_min, stats = run_unlearning(model, method, ctx, files["progress"], identity)
     log(f"unlearning took {rte_min:.3f} min")
     return {}, rte_min, stats

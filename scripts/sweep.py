@@ -9,10 +9,12 @@ Stages:
            prune_r{r}/1model_SA_best.pth.tar (rate 0: prune_r{smallest rate}/0model_SA_best.pth.tar)
   all      prune, then unlearn
 
-A run whose result is already there ({method}_eval.json; for pruning 1model_SA_best.pth.tar and
-imp_results.json) is skipped, and one that was interrupted is continued with --resume from its last
-epoch, so an interrupted sweep resumes where it stopped. Commands run from the
-repository root; relative --root and --data are taken from there. Local runs log to {save_dir}/log.txt.
+A run whose final record is already there and names the same experiment ({method}_eval.json, or for
+pruning imp_results.json marked finished, with the run identity this command would have) is skipped;
+one whose folder holds another experiment is listed as "conflicting" and is not overwritten; one that
+was interrupted is continued with --resume from its last epoch, so an interrupted sweep resumes where it
+stopped. Commands run from the repository root; relative --root and --data are taken from there.
+Local runs log to {save_dir}/log.txt.
 With --slurm the pending runs of a stage go to {root}/sweep_{stage}.commands (one per line) and
 {root}/sweep_{stage}.sbatch (a job array, task i runs line i+1, one GPU each), submitted with sbatch;
 for --stage all the unlearn array waits for the prune array (--dependency=afterok).
@@ -50,7 +52,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import run_files  # noqa: E402  (what a finished run leaves)
+import run_identity  # noqa: E402  (what makes two runs the same experiment)
 import unlearn  # noqa: E402  (the method registry: each method's sweep arguments)
+from utils import UsageError  # noqa: E402
 
 # 10% of D (the training set after the 10% validation split) for random forgetting.
 RANDOM_COUNT = {"cifar10": 4500, "cifar100": 4500, "svhn": 6593, "TinyImagenet": 9000, "digits": 129}
@@ -75,7 +80,6 @@ class Run:
     stage: str
     argv: list[str]
     save_dir: Path
-    markers: tuple[Path, ...]  # the run is finished when all of these exist
     needs: Path | None = None  # checkpoint that must exist before the run can start
     lock: str = "imp"  # the run holds {save_dir}/.{lock}.lock while it runs
     # filled in by the local executor
@@ -88,7 +92,24 @@ class Run:
         return shlex.join(self.argv)
 
     def finished(self, cwd: Path = REPO) -> bool:
-        return all((cwd / marker).exists() for marker in self.markers)
+        return self.record_state(cwd)[0] == "finished"
+
+    def record_state(self, cwd: Path = REPO) -> tuple[str | None, str]:
+        """("finished", "") when the folder's final record is this command's experiment; ("conflicting", why)
+        when it records another one; (None, "") when there is no final record yet."""
+        folder = cwd / self.save_dir
+        try:
+            if self.stage == "prune":
+                saved = run_files.finished_training(folder)
+            else:
+                saved = run_files.finished_unlearning(folder, self.lock)
+            if saved is None:
+                return None, ""
+            expected = run_identity.expected_from_argv(self.argv, lambda path: run_files.mask_fingerprint(cwd / path))
+        except UsageError as err:
+            return "conflicting", str(err)
+        found = run_identity.differences(saved, expected, partial=True)
+        return ("conflicting", run_identity.describe(found)) if found else ("finished", "")
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -146,8 +167,7 @@ def prune_runs(args) -> list[Run]:
         argv += shlex.split(args.extra_prune_args)
         if started(save_dir, ["[0-9]*checkpoint.pth.tar"]):
             argv.append("--resume")
-        markers = (save_dir / f"{rounds - 1}model_SA_best.pth.tar", save_dir / "imp_results.json")
-        runs.append(Run("prune", argv, save_dir, markers))
+        runs.append(Run("prune", argv, save_dir))
     return runs
 
 
@@ -170,7 +190,7 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Ru
     argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
     if started(save_dir, [f"{method}checkpoint.pth.tar", f"{method}_progress.pth.tar"]):
         argv.append("--resume")
-    return Run("unlearn", argv, save_dir, (save_dir / f"{method}_eval.json",), needs=mask, lock=method)
+    return Run("unlearn", argv, save_dir, needs=mask, lock=method)
 
 
 def sweep_methods() -> list[str]:
@@ -202,10 +222,12 @@ EXIT_MARK = "=== exit "  # the last line a run's log.txt gets, locally or under 
 
 
 def run_state(run: Run, cwd: Path = REPO) -> str:
-    """finished, running (its lock is held), failed (its log ends in a failure), interrupted or pending."""
+    """finished, conflicting (another experiment's result is there), running (its lock is held), failed (its
+    log ends in a failure), interrupted or pending."""
     folder = cwd / run.save_dir
-    if run.finished(cwd):
-        return "finished"
+    recorded, _ = run.record_state(cwd)
+    if recorded is not None:
+        return recorded
     if _lock_held(folder / f".{run.lock}.lock"):
         return "running"
     log = folder / "log.txt"
@@ -238,11 +260,13 @@ def print_status(stages: dict[str, list[Run]], echo=print) -> None:
         counts = {state: sum(1 for _, s in states if s == state) for state in STATES}
         echo(f"# {stage}: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
         for run, state in states:
-            if state != "finished":
+            if state == "conflicting":
+                echo(f"{state:<11} {run.save_dir}  (holds another experiment: {run.record_state()[1]})")
+            elif state != "finished":
                 echo(f"{state:<11} {run.save_dir}  (log: {run.save_dir / 'log.txt'})")
 
 
-STATES = ("finished", "running", "failed", "interrupted", "pending")
+STATES = ("finished", "conflicting", "running", "failed", "interrupted", "pending")
 
 
 # ----------------------------------------------------------------------------- local execution

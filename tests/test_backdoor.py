@@ -275,7 +275,7 @@ def test_missing_count_and_changed_training_arguments_are_refused(first_run, cap
     argv = [*ARGS, "--unlearn", "FT", "--save_dir", str(out)]
     refused(without(argv, "--num_indexes_to_replace"), capsys, "--num_indexes_to_replace None", "how many")
     before = sorted((p.name, p.stat().st_mtime_ns) for p in (out / "poisoned").iterdir())
-    refused([*without(argv, "--epochs"), "--epochs", "3"], capsys, "epochs=2", "not 3", "another --save_dir")
+    refused([*without(argv, "--epochs"), "--epochs", "3"], capsys, "--epochs is 2 there, 3 here", "another --save_dir")
     refused([*without(argv, "--trigger_size"), "--trigger_size", "1"], capsys, "--trigger_size 2, not 1")
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (out / "poisoned").iterdir()) == before
 

@@ -149,7 +149,9 @@ def test_report_measures_ft_against_retrain(sweep, tmp_path):
     assert ft["paired_seeds"] == 1 and ft["JS_forget_std"] == 0.0
     assert ga["paired_seeds"] == 0 and ga["JS_forget_mean"] is None and ga["L2_to_retrain_mean"] is None
     (problem,) = [line for line in result["problems"] if "JS/ℓ2" in line]
-    assert "GA" in problem and "seed 2" in problem and "forget indices differ" in problem
+    # another explicit forget set is another experiment: no Retrain of its inputs, so no pairing (and no gaps)
+    assert "GA" in problem and "seed 2" in problem and "no Retrain run of the same trial and inputs" in problem
+    assert not ga["has_retrain"] and math.isnan(ga["UA_gap"])
     text = (tmp_path / "report.md").read_text()
     assert "| 50.0% | Retrain | 0.0000±0.0000 | 0.0000±0.0000 | 0.000±0.000 | 1 of 1 |" in text
     assert "| GA |  |  |  | 0 of 1 |" in text

@@ -187,14 +187,18 @@ def test_bad_files_are_problems_not_crashes(tmp_path):
         assert expected in joined
 
 
-def test_duplicates_and_mixed_settings_are_problems(tmp_path):
+def test_duplicates_are_problems_and_other_settings_are_other_rows(tmp_path):
     write_eval(tmp_path / "a", "fisher_new", 1, ua=1, alpha=1e-8)
     write_eval(tmp_path / "b", "fisher_new", 1, ua=2, alpha=1e-8)
     write_eval(tmp_path / "a", "fisher_new", 2, ua=3, alpha=1e-7)
     runs, problems = report.load_runs([tmp_path])
     assert len(runs) == 2
-    assert any("same run" in p and "ignored" in p for p in problems)
-    assert any("differ in alpha" in p for p in problems)
+    assert len(problems) == 1 and "same experiment and trial (--seed 1" in problems[0] and "ignored" in problems[0]
+    rows = report.summarise(runs)
+    assert sorted((row["name"], row["UA_mean"]) for row in rows) == [
+        ("FF (alpha=1e-07)", 3.0),
+        ("FF (alpha=1e-08)", 1.0),
+    ]
 
 
 def test_missing_and_partial_runs(tmp_path):

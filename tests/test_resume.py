@@ -140,12 +140,12 @@ OMP_ARGS = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5"]
 @pytest.mark.parametrize(
     "change,name",
     [
-        (["--lr", "0.05"], "lr=0.1"),
-        (["--rate", "0.6"], "rate=0.5"),
-        (["--seed", "3"], "seed=2"),
-        (["--arch", "resnet44s"], "arch='resnet20s'"),
-        (["--prune_type", "lt"], "prune_type='rewind_lt'"),
-        (["--no-aug"], "no_aug=False"),
+        (["--lr", "0.05"], "--lr is 0.1 there, 0.05 here"),
+        (["--rate", "0.6"], "--rate is 0.5 there, 0.6 here"),
+        (["--seed", "3"], "--seed is 2 there, 3 here"),
+        (["--arch", "resnet44s"], '--arch is "resnet20s" there, "resnet44s" here'),
+        (["--prune_type", "lt"], '--prune_type is "rewind_lt" there, "lt" here'),
+        (["--no-aug"], "--no_aug is false there, true here"),
     ],
 )
 def test_main_imp_resume_with_other_arguments_is_refused(omp_dir, tmp_path, capsys, change, name):
@@ -181,18 +181,18 @@ def finished_forget_run(omp_dir, tmp_path):
 @pytest.mark.parametrize(
     "change,words",
     [
-        (["--unlearn_lr", "0.02"], ["unlearn_lr=0.01", "0.02"]),
-        (["--unlearn_epochs", "2"], ["unlearn_epochs=1"]),
-        (["--seed", "5"], ["seed=2"]),
-        (["--batch_size", "64"], ["batch_size=128"]),
-        (["--num_indexes_to_replace", "21"], ["another forget set"]),
-        (["--class_to_replace", "3"], ["another forget set"]),
+        (["--unlearn_lr", "0.02"], ["--unlearn_lr is 0.01 there, 0.02 here"]),
+        (["--unlearn_epochs", "2"], ["--unlearn_epochs is 1 there, 2 here"]),
+        (["--seed", "5"], ["--seed is 2 there, 5 here"]),
+        (["--batch_size", "64"], ["--batch_size is 128 there, 64 here"]),
+        (["--num_indexes_to_replace", "21"], ["--num_indexes_to_replace is 20 there, 21 here"]),
+        (["--class_to_replace", "3"], ["--class_to_replace is -1 there, 3 here"]),
     ],
 )
 def test_main_forget_resume_with_other_arguments_is_refused(finished_forget_run, capsys, change, words):
     argv, run = finished_forget_run
     before = files_of(run)
-    refused(main_forget.main, [*argv, "--resume", *change], capsys, "--resume", *words)
+    refused(main_forget.main, [*argv, "--resume", *change], capsys, "holds another experiment", *words)
     assert files_of(run) == before
 
 

@@ -1,6 +1,7 @@
 """scripts/sweep.py: exact commands, resuming, the dense checkpoint, Slurm arrays and the GPU pool."""
 
 import importlib.util
+import json
 import os
 import stat
 import subprocess
@@ -106,20 +107,29 @@ def test_random_count_defaults(tmp_path, dataset, count):
     assert lines[1].endswith(f"--class_to_replace -1 --num_indexes_to_replace {count}")
 
 
+def finish(run, cwd=ROOT):
+    """Write the final record ``run``'s command would leave (its run identity as far as the command fixes it)."""
+    import run_files
+    import run_identity
+
+    folder = cwd / run.save_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    identity = run_identity.expected_from_argv(run.argv, run_files.mask_fingerprint)
+    if run.stage == "prune":
+        (folder / "imp_results.json").write_text(json.dumps({"finished": True, "identity": identity}))
+    else:
+        (folder / f"{run.lock}_eval.json").write_text(json.dumps({"identity": identity}))
+
+
 def test_finished_runs_are_skipped(tmp_path):
-    prune_dir = tmp_path / "cifar10_resnet18" / "prune_r0.5"
-    prune_dir.mkdir(parents=True)
-    (prune_dir / "1model_SA_best.pth.tar").write_bytes(b"x")
-    (prune_dir / "imp_results.json").write_text("{}")
-    done = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed2"
-    done.mkdir(parents=True)
-    (done / "FT_eval.json").write_text("{}")
+    grid = ["--root", str(tmp_path), "--rates", "0.5", "--methods", "FT", "--scenarios", "class", "--seeds", "1,2"]
+    stages = sweep.plan(sweep.build_parser().parse_args(["--python", "python", *grid]))
+    finish(stages["prune"][0])
+    finish(next(run for run in stages["unlearn"] if "seed2" in str(run.save_dir)))
     half = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed1"
     half.mkdir(parents=True)
     (half / "log.txt").write_text("crashed")  # a started but unfinished run is run again
-    lines = dry_run(
-        "--root", str(tmp_path), "--rates", "0.5", "--methods", "FT", "--scenarios", "class", "--seeds", "1,2"
-    )
+    lines = dry_run(*grid)
     assert lines[0] == "# prune: 1 runs, 1 finished (skipped), 0 to run"
     assert lines[1].startswith("# finished, skipped: python -u main_imp.py")
     assert lines[2] == "# unlearn: 2 runs, 1 finished (skipped), 1 to run"
@@ -259,7 +269,6 @@ def test_pool_runs_one_command_per_gpu(tmp_path):
             "unlearn",
             [sys.executable, "-c", GPU_PROBE, str(tmp_path)],
             tmp_path / f"run{i}",
-            (tmp_path / f"run{i}" / "done",),
         )
         for i in range(6)
     ]
@@ -274,39 +283,45 @@ def test_pool_runs_one_command_per_gpu(tmp_path):
 def test_pool_without_gpus_runs_in_order_and_reports_failures(tmp_path):
     order = tmp_path / "order.txt"
     code = "import sys; open(sys.argv[1], 'a').write(sys.argv[2]); sys.exit(int(sys.argv[2]) == 1)"
-    runs = [sweep.Run("prune", [sys.executable, "-c", code, str(order), str(i)], Path(f"r{i}"), ()) for i in range(3)]
+    runs = [sweep.Run("prune", [sys.executable, "-c", code, str(order), str(i)], Path(f"r{i}")) for i in range(3)]
     sweep.run_pool(runs, [], cwd=tmp_path, echo=lambda _: None)
     assert order.read_text() == "012"
     assert [run.returncode for run in runs] == [0, 1, 0] and {run.gpu for run in runs} == {None}
-    missing = sweep.Run("unlearn", ["false"], Path("u"), (), needs=Path("no_mask.pth.tar"))
+    missing = sweep.Run("unlearn", ["false"], Path("u"), needs=Path("no_mask.pth.tar"))
     sweep.run_pool([missing], [], cwd=tmp_path, echo=lambda _: None)
     assert missing.returncode is None and "no_mask.pth.tar does not exist" in missing.note
 
 
+# Stands for python: writes each script's final record (with the run identity the command has) and masks.
 FAKE_PYTHON = """#!{python}
 import json, sys
 from pathlib import Path
+sys.path.insert(0, {root!r})
+import torch
+import run_files, run_identity
 args = sys.argv[1:]
 save_dir = Path(args[args.index("--save_dir") + 1])
 save_dir.mkdir(parents=True, exist_ok=True)
+identity = run_identity.expected_from_argv(args, run_files.mask_fingerprint)
 if args[1] == "main_imp.py":
     if args[args.index("--rate") + 1] == "0.9":
         sys.exit("pruning failed")
-    for name in ("0model_SA_best.pth.tar", "1model_SA_best.pth.tar", "imp_results.json"):
-        (save_dir / name).write_text("{{}}")
+    for k in (0, 1):
+        torch.save({{"state_dict": {{"w": torch.full((2,), float(k))}}}}, save_dir / f"{{k}}model_SA_best.pth.tar")
+    (save_dir / "imp_results.json").write_text(json.dumps({{"finished": True, "identity": identity}}))
 else:
     assert Path(args[args.index("--mask") + 1]).exists(), "mask missing"
     method = args[args.index("--unlearn") + 1]
     if method == "GA":
         sys.exit("GA diverged")
-    (save_dir / f"{{method}}_eval.json").write_text(json.dumps({{"argv": args}}))
+    (save_dir / f"{{method}}_eval.json").write_text(json.dumps({{"argv": args, "identity": identity}}))
 print("fake run done")
 """
 
 
 def test_local_sweep_resumes_and_reports_failures(tmp_path):
     fake = tmp_path / "fakepython"
-    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable, root=str(ROOT)))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     flags = [
         "--python",
@@ -338,7 +353,7 @@ def test_local_sweep_resumes_and_reports_failures(tmp_path):
 
 def test_runs_whose_mask_is_missing_are_not_started(tmp_path):
     fake = tmp_path / "fakepython"
-    fake.write_text(FAKE_PYTHON.format(python=sys.executable))
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable, root=str(ROOT)))
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     root = tmp_path / "sw"
     lines = []
@@ -363,7 +378,7 @@ def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
 
     grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0.5", "--scenarios", "class"]
     grid += ["--methods", "FT,GA", "--seeds", "1,2,3", "--python", "python"]
-    (_unlearn_folder(tmp_path, "FT", 1) / "FT_eval.json").write_text("{}")
+    finish(sweep.plan(sweep.build_parser().parse_args(grid))["unlearn"][0])  # FT seed 1
     failed = _unlearn_folder(tmp_path, "FT", 2)
     (failed / "log.txt").write_text(
         "=== 2026-01-01 gpu=None python ...\nTraceback (most recent call last):\n=== exit 1\n"
@@ -376,7 +391,7 @@ def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
     lines = []
     with run_files.run_lock(running, "GA"):
         assert sweep.main([*grid, "--status"], echo=lines.append) == 0
-    assert lines[0] == "# unlearn: 1 finished, 1 running, 1 failed, 2 interrupted, 1 pending"
+    assert lines[0] == "# unlearn: 1 finished, 0 conflicting, 1 running, 1 failed, 2 interrupted, 1 pending"
     states = {line.split()[1]: line.split()[0] for line in lines[1:]}
     assert states == {
         str(failed): "failed",

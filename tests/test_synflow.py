@@ -212,4 +212,4 @@ def test_resume_refuses_a_magnitude_pruned_run(tmp_path, capsys):
     main_imp.main(argv)
     with pytest.raises(SystemExit) as exit_info:
         utils.run_cli(main_synflow.main, [*argv, "--resume"])
-    assert exit_info.value.code == 2 and "not of main_synflow.py" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "not a main_synflow.py run" in capsys.readouterr().err

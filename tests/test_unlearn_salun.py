@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import dataset
 import main_forget
 import pruner
+import run_identity
 import unlearn
 import unlearning_run
 from models import Classifier
@@ -137,13 +138,13 @@ def test_a_run_resumed_after_an_epoch_matches_an_uninterrupted_one(trained, data
     progress = tmp_path / "progress.pth.tar"
     monkeypatch.setattr(unlearning_run.run_files, "save_progress", save_then_stop)
     with pytest.raises(Stop):
-        unlearning_run.run_unlearning(
-            copy.deepcopy(trained), unlearn.get_method(method), make_ctx(data, tmp_path, method), progress
-        )
+        ctx = make_ctx(data, tmp_path, method)
+        identity = run_identity.of_args(run_identity.UNLEARNING, ctx.args)
+        unlearning_run.run_unlearning(copy.deepcopy(trained), unlearn.get_method(method), ctx, progress, identity)
     monkeypatch.setattr(unlearning_run.run_files, "save_progress", save)
     resumed = copy.deepcopy(trained)
     ctx = make_ctx(data, tmp_path, method, resume=True)
-    unlearning_run.run_unlearning(resumed, unlearn.get_method(method), ctx, progress)
+    unlearning_run.run_unlearning(resumed, unlearn.get_method(method), ctx, progress, identity)
     assert [entry["epoch"] for entry in ctx.stats["epochs"]] == [0, 1]
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name

@@ -16,6 +16,7 @@ import interrupts
 import main_forget
 import pruner
 import run_files
+import run_identity
 import unlearn
 import unlearning_run
 from trainer import Runtime, make_optimizer, train_epoch
@@ -152,7 +153,8 @@ class StopHere(Exception):
 def scrub_with_progress(digits, trained_state, progress_file, *extra, resume=False):
     ctx = make_ctx(digits, "SCRUB", *SCRUB_FLAGS, *extra, *(["--resume"] if resume else []))
     model = original(trained_state)  # as unlearning_run.prepare_model gives it: θ_o, also on resume
-    unlearning_run.run_unlearning(model, unlearn.get_method("SCRUB"), ctx, progress_file)
+    identity = run_identity.of_args(run_identity.UNLEARNING, ctx.args)
+    unlearning_run.run_unlearning(model, unlearn.get_method("SCRUB"), ctx, progress_file, identity)
     return model, ctx
 
 
@@ -183,7 +185,7 @@ def test_scrub_resumed_equals_uninterrupted(digits, trained_state, tmp_path, mon
     monkeypatch.undo()
     saved = torch.load(progress_file, weights_only=True)
     assert saved["epoch"] == 1 and (saved["partial_epoch"] or {}).get("steps") == stop_at_step
-    with pytest.raises(UsageError, match="scrub_alpha=0.001 but this command gives 0.5"):
+    with pytest.raises(UsageError, match="--scrub_alpha is 0.001 there, 0.5 here"):
         scrub_with_progress(digits, trained_state, progress_file, "--scrub_alpha", "0.5", resume=True)
     resumed, ctx = scrub_with_progress(digits, trained_state, progress_file, resume=True)
     assert_same_parameters(resumed, reference)

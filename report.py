@@ -3,9 +3,10 @@
 Reads every ``*_eval.json`` (main_forget.py) and ``*_backdoor.json`` (main_backdoor.py) below the
 given folders. Unlearning runs are grouped by (dataset, arch, scenario + forget set, sparsity,
 method) and by run identity without its seeds (runs differing in any other defining flag or input are
-separate rows, labelled by the differing values, e.g. "SSD (ssd_alpha=0.5)"); each group shows mean ± sample std over seeds of UA, MIA-Efficacy, RA and TA, each with
-its gap to Retrain of the same setting and sparsity in parentheses, the mean of the four gaps
-("Avg. Gap") and the mean RTE.
+separate rows, labelled by the differing values, e.g. "SSD (ssd_alpha=0.5)"); each group shows
+mean ± sample std over seeds of UA, MIA-Efficacy, RA and TA, each with its gap to Retrain of the same
+setting, sparsity, data and inputs in parentheses, the mean of the four gaps ("Avg. Gap") and the
+mean RTE.
 
 Beside them, each method's distance to Retrain, measured seed by seed against the Retrain run of the
 same setting, sparsity and seed that has the same forget indices and mask (then mean ± std over the

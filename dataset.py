@@ -543,6 +543,11 @@ def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset:
     if train_subset is not None:
         pool = stratified_subset(labels, raw.num_classes, train_subset, split_seed)
     train_pos, val_pos = validation_split(labels[pool], raw.num_classes, split_seed)
+    if len(val_pos) == 0:  # no class has 10 samples: no best checkpoint could ever be chosen
+        raise UsageError(
+            f"--train_subset {train_subset} leaves no validation samples (10% of each class, rounded down, is "
+            f"held out); give --train_subset {10 * raw.num_classes} or more"
+        )
     train_idx, val_idx = pool[train_pos], pool[val_pos]  # positions in the official training set
     train_t, val_t = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
     return Data(

@@ -28,6 +28,12 @@ def validate_common(args) -> None:
             "no_l1_epochs",
         ],
     )
+    for name in ("seed", "split_seed", "train_seed"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value < 2**32:
+            raise UsageError(
+                f"--{name} {value} is outside 0..{2**32 - 1}, the range numpy seeds take; give a seed in it"
+            )
     if args.batch_size < 1:
         raise UsageError(f"--batch_size {args.batch_size} must be at least 1")
     parse_milestones(args.decreasing_lr)

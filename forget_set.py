@@ -32,22 +32,44 @@ class ForgetSet:
 
 
 def parse_indices(text: str) -> np.ndarray:
-    """A comma-separated list, or a .npy / .txt / .json file of integers."""
+    """A comma-separated list, or a .npy / .txt / .json file of integers (a 1-D list; nothing is rounded)."""
     path = Path(text)
     try:
         if path.suffix == ".npy" and path.is_file():
-            values = np.load(path, allow_pickle=False)
+            values = _integer_array(np.load(path, allow_pickle=False), text)
         elif path.is_file():
-            values = np.array(
-                [int(v) for v in path.read_text().replace(",", " ").replace("[", " ").replace("]", " ").split()]
-            )
+            values = [int(v) for v in path.read_text().replace(",", " ").replace("[", " ").replace("]", " ").split()]
         else:
-            values = np.array([int(v) for v in text.split(",") if v.strip()])
+            values = [int(v) for v in text.split(",") if v.strip()]
+        return _as_int64(values, text)
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(
             f"--indexes_to_replace '{text}' is neither a file of integers nor a list like 3,17,42"
         ) from None
-    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _integer_array(values: np.ndarray, text: str) -> np.ndarray:
+    """A .npy file's array, refused unless it is a 1-D array of integers (a float or 2-D one is not cast)."""
+    if values.ndim != 1:
+        raise UsageError(f"--indexes_to_replace '{text}' holds a {values.ndim}-D array; give a 1-D array of indices")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise UsageError(
+            f"--indexes_to_replace '{text}' holds {values.dtype} values, not integers; save integer indices"
+        )
+    return values
+
+
+def _as_int64(values, text: str) -> np.ndarray:
+    """The indices as int64; one too large for that is refused (it is outside every training set)."""
+    bound = np.iinfo(np.int64)
+    too_large = [int(v) for v in values if not bound.min <= int(v) <= bound.max]
+    if too_large:
+        raise UsageError(
+            f"--indexes_to_replace '{text[:60]}' holds {too_large[0]}, far outside the training set; check the indices"
+        )
+    return np.asarray([int(v) for v in values], dtype=np.int64).reshape(-1)
 
 
 def choose_forget_set(labels: np.ndarray, num_classes: int, args) -> ForgetSet:

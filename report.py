@@ -93,8 +93,9 @@ def find_result_files(paths) -> tuple[list[Path], list[str]]:
     files, problems = set(), []
     for path in map(Path, paths):
         if path.is_dir():
-            files.update(path.rglob("*_eval.json"))
-            files.update(path.rglob("*_backdoor.json"))
+            found = [*path.rglob("*_eval.json"), *path.rglob("*_backdoor.json")]
+            files.update(p for p in found if p.is_file())  # regular files only: a FIFO would block the read
+            problems += [f"{p}: not a regular file, skipped" for p in found if not p.is_file() and not p.is_dir()]
         elif path.is_file() and path.name.endswith(("_eval.json", "_backdoor.json")):
             files.add(path)
         else:
@@ -165,9 +166,19 @@ def parse_eval(record: dict, path: Path) -> dict:
     run["num_forget"] = _field(record, "num_forget", int)
     run["forgotten_class"] = run["class_to_replace"] if record.get("whole_class") else None
     for short, key, _ in METRICS:
-        run[short] = _field(record, key, float)
+        run[short] = _percentage(record, key)
     run["RTE"] = _field(record, "RTE_min", float)
+    if not run["RTE"] >= 0:
+        raise ValueError(f"'RTE_min' is {run['RTE']}, not a duration (>= 0)")
     return run
+
+
+def _percentage(record: dict, key: str) -> float:
+    """A metric in percent: a finite number in [0, 100], or a ValueError naming the value."""
+    value = _field(record, key, float)
+    if not 0.0 <= value <= 100.0:  # NaN fails this too
+        raise ValueError(f"'{key}' is {value}, not a percentage in [0, 100]")
+    return value
 
 
 def parse_backdoor(record: dict, path: Path) -> dict:
@@ -177,7 +188,7 @@ def parse_backdoor(record: dict, path: Path) -> dict:
     run["num_poisoned"] = len(poisoned) if isinstance(poisoned, list) else None
     run["target"] = record["args"].get("class_to_replace")
     for key in BACKDOOR_METRICS:
-        run[key] = _field(record, key, float)
+        run[key] = _percentage(record, key)
     return run
 
 
@@ -194,7 +205,7 @@ def load_runs(paths) -> tuple[list[dict], list[str]]:
                 problems.append(_diverged_problem(record, path))
                 continue
             runs.append(parse_eval(record, path) if path.name.endswith("_eval.json") else parse_backdoor(record, path))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as err:
             problems.append(f"{path}: unreadable result, skipped ({err})")
     runs, duplicate_problems = _drop_duplicates(runs)
     return runs, problems + duplicate_problems

@@ -37,7 +37,7 @@ for seed in ${SEEDS//,/ }; do
     for scenario in class random; do
       for method in "${METHODS[@]}"; do
         dir="$OUT/unlearn/${model%%:*}/$scenario/$method/seed$seed"
-        [ -f "$dir/${method}_eval.json" ] && continue
+        # a finished run is reused by --resume only if it is the same experiment (else it exits 2, naming why)
         mkdir -p "$dir"
         # shellcheck disable=SC2086
         "$PY" -u main_forget.py "${COMMON[@]}" --mask "$OUT/omp/${model##*:}model_SA_best.pth.tar" \

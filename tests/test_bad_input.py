@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import ARCH, ENV, ROOT
@@ -44,6 +45,9 @@ def inputs(tmp_path_factory):
     seven = dict(saved["state_dict"])
     seven["net.fc.weight"], seven["net.fc.bias"] = seven["net.fc.weight"][:7], seven["net.fc.bias"][:7]
     save("classes.pth.tar", {**saved, "state_dict": seven})
+    for name, array in (("float", [0.9, 1.9]), ("grid", [[1, 2], [3, 4]]), ("huge", [np.uint64(2**63 + 5)])):
+        np.save(root / f"{name}.npy", np.asarray(array))
+        files[f"{name}_npy"] = root / f"{name}.npy"
     (root / "random.bin").write_bytes(bytes(range(256)) * 16)
     files["random"] = root / "random.bin"
     (root / "truncated.pth.tar").write_bytes(mask.read_bytes()[: mask.stat().st_size // 2])
@@ -97,6 +101,9 @@ BOTH = [
     (["--save_dir", "{a_file}/out"], ["--save_dir", "a_file.txt/out", "cannot be created", "writable folder"]),
     (["--epochs", "x"], ["--epochs", "invalid int value", "--help"]),
     (["--no_such_flag"], ["unrecognized arguments: --no_such_flag"]),
+    (["--seed", "-1"], ["--seed -1 is outside 0..4294967295"]),
+    (["--seed", "8589934592"], ["--seed 8589934592 is outside 0..4294967295"]),
+    (["--split_seed", "-1"], ["--split_seed -1 is outside"]),
 ]
 IMP_ONLY = [
     (["--prune_type", "lth"], ["--prune_type 'lth'", "choose from", "rewind_lt"]),
@@ -106,6 +113,8 @@ IMP_ONLY = [
     (["--epochs", "0"], ["--epochs 0", "at least 1 epoch"]),
     (["--lr", "-0.1"], ["--lr -0.1", "negative"]),
     (["--pruning_times", "0"], ["--pruning_times 0", "at least 1"]),
+    (["--train_subset", "10"], ["--train_subset 10 leaves no validation samples", "100 or more"]),
+    (["--train_subset", "15"], ["--train_subset 15 leaves no validation samples"]),
     (["--resume"], ["--resume", "nothing to resume", "drop --resume"]),
     (["--rewind_pth", "{missing}"], ["--rewind_pth file", "no_such_file.pth.tar", "does not exist"]),
     (["--rewind_pth", "{truncated}"], ["--rewind_pth file", "truncated", "intact copy"]),
@@ -127,6 +136,11 @@ FORGET_ONLY = [
     (["--num_indexes_to_replace", "5", "--indexes_to_replace", "1,2"], ["--indexes_to_replace", "not both"]),
     (["--class_to_replace", "-1", "--num_indexes_to_replace", "1298"], ["whole training set", "forget fewer"]),
     (["--indexes_to_replace", "3,1298"], ["--indexes_to_replace holds 1298", "0..1297"]),
+    (["--indexes_to_replace", "{float_npy}"], ["float.npy", "float64 values, not integers"]),
+    (["--indexes_to_replace", "{grid_npy}"], ["grid.npy", "2-D array", "1-D array"]),
+    (["--indexes_to_replace", "{huge_npy}"], ["holds 9223372036854775813", "far outside"]),
+    (["--indexes_to_replace", "99999999999999999999999"], ["holds 99999999999999999999999", "far outside"]),
+    (["--train_seed", "-1"], ["--train_seed -1 is outside"]),
     (["--mask", "{missing}"], ["--mask checkpoint", "no_such_file.pth.tar", "does not exist"]),
     (["--mask", "{random}"], ["--mask checkpoint", "random.bin", "not a checkpoint", "nothing in it was run"]),
     (["--mask", "{truncated}"], ["--mask checkpoint", "truncated.pth.tar", "truncated or corrupt", "intact copy"]),

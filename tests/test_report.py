@@ -278,3 +278,40 @@ def test_cli(two_methods, tmp_path, capsys):
 def test_cli_rejects_empty_folder(tmp_path):
     with pytest.raises(report.UsageError, match="no \\*_eval.json"):
         report.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "key,value,words",
+    [
+        ("UA", -500, "'UA' is -500.0, not a percentage"),
+        ("RA", 5000, "'RA' is 5000.0, not a percentage"),
+        ("TA", float("nan"), "'TA' is nan"),
+        ("MIA_efficacy", float("inf"), "'MIA_efficacy' is inf"),
+        ("RTE_min", -3, "'RTE_min' is -3.0, not a duration"),
+    ],
+)
+def test_impossible_metrics_are_problems_not_table_cells(tmp_path, key, value, words):
+    write_eval(tmp_path, "FT", 1, ua=10)
+    write_eval(tmp_path, "FT", 2, ua=20)
+    (path,) = [p for p in tmp_path.rglob("FT_eval.json") if "_2" in p.parent.name]
+    record = json.loads(path.read_text())
+    record[key] = value
+    path.write_text(json.dumps(record))  # json writes NaN and Infinity as Python reads them back
+    runs, problems = report.load_runs([tmp_path])
+    (row,) = report.summarise(runs)
+    assert (row["n_seeds"], row["UA_mean"]) == (1, 10.0)  # the bad seed is left out, not averaged in
+    assert len(problems) == 1 and str(path) in problems[0] and words in problems[0]
+
+
+def test_a_result_that_is_not_a_regular_file_is_listed_and_not_read(tmp_path):
+    import os
+
+    write_eval(tmp_path, "FT", 1, ua=10)
+    os.mkfifo(tmp_path / "GA_eval.json")  # reading it would block for ever
+    nested = tmp_path / "deep" / "retrain_eval.json"
+    nested.parent.mkdir()
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    runs, problems = report.load_runs([tmp_path])
+    assert len(runs) == 1
+    assert any("GA_eval.json: not a regular file" in p for p in problems)
+    assert any("retrain_eval.json: unreadable result" in p for p in problems)

@@ -58,7 +58,14 @@ import unlearn  # noqa: E402  (the method registry: each method's sweep argument
 from utils import UsageError  # noqa: E402
 
 # 10% of D (the training set after the 10% validation split) for random forgetting.
-RANDOM_COUNT = {"cifar10": 4500, "cifar100": 4500, "svhn": 6593, "TinyImagenet": 9000, "digits": 129}
+RANDOM_COUNT = {
+    "cifar10": 4500,
+    "cifar100": 4500,
+    "svhn": 6593,
+    "TinyImagenet": 9000,
+    "digits": 129,
+    "fashionmnist": 5400,
+}
 
 SCENARIO_ARGS = {
     "class": lambda a: ["--class_to_replace", str(a.forget_class)],
@@ -139,36 +146,51 @@ def prune_rates(rates: list[float]) -> list[float]:
     return [rate for rate in rates if rate > 0] or [0.0]
 
 
-def mask_path(args, rate: float) -> Path:
+def train_seeds(args) -> list:
+    """Seeds of the training-and-pruning runs; None stands for the one run of main_imp's (or --prune-seed's) seed."""
+    return sorted({train for train, _ in args.trial_pairs}, key=lambda seed: (seed is None, seed or 0))
+
+
+def prune_dir(args, rate: float, train_seed) -> Path:
+    folder = sweep_dir(args) / f"prune_r{rate_text(rate)}"
+    return folder if train_seed is None else folder / f"train_seed{train_seed}"
+
+
+def mask_path(args, rate: float, train_seed=None) -> Path:
     """Round 1 of rate r's OMP run is the sparse model; round 0 of the smallest rate's run is the dense one."""
     pruned = prune_rates(args.rates)
     if rate > 0:
-        return sweep_dir(args) / f"prune_r{rate_text(rate)}" / "1model_SA_best.pth.tar"
-    return sweep_dir(args) / f"prune_r{rate_text(min(pruned))}" / "0model_SA_best.pth.tar"
+        return prune_dir(args, rate, train_seed) / "1model_SA_best.pth.tar"
+    return prune_dir(args, min(pruned), train_seed) / "0model_SA_best.pth.tar"
 
 
 def prune_runs(args) -> list[Run]:
     runs = []
-    for rate in prune_rates(args.rates):
-        save_dir = sweep_dir(args) / f"prune_r{rate_text(rate)}"
-        rounds = 2 if rate > 0 else 1
-        argv = [args.python, "-u", "main_imp.py"] + flags(
-            data=args.data,
-            dataset=args.dataset,
-            arch=args.arch,
-            prune_type="rewind_lt",
-            rewind_epoch=8,
-            save_dir=save_dir,
-            rate=rate_text(rate),
-            pruning_times=rounds,
-        )
-        if args.prune_seed is not None:
-            argv += ["--seed", str(args.prune_seed)]
-        argv += shlex.split(args.extra_prune_args)
-        if started(save_dir, ["[0-9]*checkpoint.pth.tar"]):
-            argv.append("--resume")
-        runs.append(Run("prune", argv, save_dir))
+    for train_seed in train_seeds(args):
+        for rate in prune_rates(args.rates):
+            runs.append(_prune_run(args, rate, train_seed))
     return runs
+
+
+def _prune_run(args, rate: float, train_seed) -> Run:
+    save_dir = prune_dir(args, rate, train_seed)
+    argv = [args.python, "-u", "main_imp.py"] + flags(
+        data=args.data,
+        dataset=args.dataset,
+        arch=args.arch,
+        prune_type="rewind_lt",
+        rewind_epoch=8,
+        save_dir=save_dir,
+        rate=rate_text(rate),
+        pruning_times=2 if rate > 0 else 1,
+    )
+    seed = train_seed if train_seed is not None else args.prune_seed
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    argv += shlex.split(args.extra_prune_args)
+    if started(save_dir, ["[0-9]*checkpoint.pth.tar"]):
+        argv.append("--resume")
+    return Run("prune", argv, save_dir)
 
 
 def unlearn_runs(args) -> list[Run]:
@@ -176,14 +198,15 @@ def unlearn_runs(args) -> list[Run]:
     for scenario in args.scenarios:
         for rate in args.rates:
             for method in args.methods:
-                for seed in args.seeds:
-                    runs.append(_unlearn_run(args, scenario, rate, method, seed))
+                for train_seed, seed in args.trial_pairs:
+                    runs.append(_unlearn_run(args, scenario, rate, method, train_seed, seed))
     return runs
 
 
-def _unlearn_run(args, scenario: str, rate: float, method: str, seed: int) -> Run:
-    save_dir = sweep_dir(args) / "unlearn" / scenario / f"r{rate_text(rate)}" / method / f"seed{seed}"
-    mask = mask_path(args, rate)
+def _unlearn_run(args, scenario: str, rate: float, method: str, train_seed, seed: int) -> Run:
+    folder = sweep_dir(args) / "unlearn" / scenario / f"r{rate_text(rate)}" / method
+    save_dir = (folder if train_seed is None else folder / f"train_seed{train_seed}") / f"seed{seed}"
+    mask = mask_path(args, rate, train_seed)
     argv = [args.python, "-u", "main_forget.py"] + flags(
         data=args.data, dataset=args.dataset, arch=args.arch, mask=mask, unlearn=method, seed=seed, save_dir=save_dir
     )
@@ -467,8 +490,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds",
         type=_list(int, "--seeds"),
-        default=[1, 2, 3],
-        help="unlearning seeds (seed s picks the random forget set with RandomState(s-1))",
+        default=None,
+        help="unlearning seeds (seed s picks the random forget set with RandomState(s-1)); default 1,2,3, "
+        "all unlearning one trained model per sparsity (use --trials for independent trials)",
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="K independent trials: trial k trains and prunes with --seed k and unlearns that model with --seed k "
+        "(runs under .../train_seed{k}/...)",
+    )
+    p.add_argument(
+        "--train-seeds",
+        type=_list(int, "--train-seeds"),
+        default=None,
+        help="seeds of the training and pruning runs; every one is unlearned with every --seeds seed (a full cross)",
     )
     p.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
     p.add_argument("--prune-seed", type=int, default=None, help="--seed for the pruning runs (default: main_imp's)")
@@ -532,10 +569,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def trial_pairs(args) -> list[tuple]:
+    """(training seed, unlearning seed) of every trial; a training seed of None: the one shared trained model."""
+    if args.trials is not None:
+        others = (args.train_seeds, args.seeds, args.prune_seed)
+        if args.trials < 1 or any(value is not None for value in others):
+            raise SweepError(
+                "--trials K (K >= 1) sets both seeds; give it without --seeds, --train-seeds, --prune-seed"
+            )
+        return [(k, k) for k in range(1, args.trials + 1)]
+    seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else [1, 2, 3]))  # each seed once
+    if args.train_seeds is not None:
+        if args.prune_seed is not None:
+            raise SweepError("--train-seeds replaces --prune-seed; give one of them")
+        return [(train, seed) for train in dict.fromkeys(args.train_seeds) for seed in seeds]
+    return [(None, seed) for seed in seeds]
+
+
 def check_args(args) -> None:
     if not args.rates or any(not 0.0 <= rate < 1.0 for rate in args.rates):
         raise SweepError(f"--rates must be fractions in [0, 1), got {args.rates}")
     args.rates = sorted(set(args.rates))
+    args.trial_pairs = trial_pairs(args)
     pairs = [item.partition("=") for item in args.method_args]
     if any(not name or not sep for name, sep, _ in pairs):
         raise SweepError(f"--method-args takes NAME=ARGS, got {args.method_args}")

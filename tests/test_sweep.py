@@ -107,6 +107,12 @@ def test_random_count_defaults(tmp_path, dataset, count):
     assert lines[1].endswith(f"--class_to_replace -1 --num_indexes_to_replace {count}")
 
 
+def planned(argv):
+    args = sweep.build_parser().parse_args(argv)
+    sweep.check_args(args)
+    return sweep.plan(args)
+
+
 def finish(run, cwd=ROOT):
     """Write the final record ``run``'s command would leave (its run identity as far as the command fixes it)."""
     import run_files
@@ -123,7 +129,7 @@ def finish(run, cwd=ROOT):
 
 def test_finished_runs_are_skipped(tmp_path):
     grid = ["--root", str(tmp_path), "--rates", "0.5", "--methods", "FT", "--scenarios", "class", "--seeds", "1,2"]
-    stages = sweep.plan(sweep.build_parser().parse_args(["--python", "python", *grid]))
+    stages = planned(["--python", "python", *grid])
     finish(stages["prune"][0])
     finish(next(run for run in stages["unlearn"] if "seed2" in str(run.save_dir)))
     half = tmp_path / "cifar10_resnet18" / "unlearn" / "class" / "r0.5" / "FT" / "seed1"
@@ -378,7 +384,7 @@ def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
 
     grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0.5", "--scenarios", "class"]
     grid += ["--methods", "FT,GA", "--seeds", "1,2,3", "--python", "python"]
-    finish(sweep.plan(sweep.build_parser().parse_args(grid))["unlearn"][0])  # FT seed 1
+    finish(planned(grid)["unlearn"][0])  # FT seed 1
     failed = _unlearn_folder(tmp_path, "FT", 2)
     (failed / "log.txt").write_text(
         "=== 2026-01-01 gpu=None python ...\nTraceback (most recent call last):\n=== exit 1\n"
@@ -400,10 +406,10 @@ def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
         str(running): "running",
         str(tmp_path / "cifar10_resnet18/unlearn/class/r0.5/GA/seed3"): "pending",
     }
-    planned = []
-    assert sweep.main([*grid, "--retry-failed", "--dry-run"], echo=planned.append) == 0
-    assert planned[0] == "# unlearn: 1 runs, 0 finished (skipped), 1 to run"
-    assert f"--save_dir {failed} " in planned[1]
+    retry_plan = []
+    assert sweep.main([*grid, "--retry-failed", "--dry-run"], echo=retry_plan.append) == 0
+    assert retry_plan[0] == "# unlearn: 1 runs, 0 finished (skipped), 1 to run"
+    assert f"--save_dir {failed} " in retry_plan[1]
 
 
 def test_slurm_tasks_log_into_the_run_folder_with_their_exit_status(tmp_path):
@@ -420,3 +426,20 @@ def test_slurm_tasks_log_into_the_run_folder_with_their_exit_status(tmp_path):
     assert log[0].startswith("=== ") and "echo hello" in log[0] and log[1:] == ["hello", "=== exit 4"]
     run = sweep.Run("unlearn", ["x"], run_dir, (run_dir / "FT_eval.json",), lock="FT")
     assert sweep.run_state(run, cwd=tmp_path) == "failed"
+
+
+def test_trials_train_their_own_models_and_a_cross_pairs_every_seed(tmp_path):
+    grid = ["--python", "python", "--root", str(tmp_path), "--rates", "0,0.95", "--methods", "FT", "--scenarios"]
+    stages = planned([*grid, "class", "--trials", "2"])
+    prunes = [run.argv[run.argv.index("--seed") + 1] for run in stages["prune"]]
+    assert prunes == ["1", "2"]
+    pairs = {(str(run.needs.parent.name), run.argv[run.argv.index("--seed") + 1]) for run in stages["unlearn"]}
+    assert pairs == {("train_seed1", "1"), ("train_seed2", "2")} and len(stages["unlearn"]) == 4
+    assert all(f"train_seed{seed}/seed{seed}" in str(run.save_dir) for run in stages["unlearn"] for seed in
+               [run.argv[run.argv.index("--seed") + 1]])  # fmt: skip
+    crossed = planned([*grid, "class", "--train-seeds", "5,6", "--seeds", "1,2,2"])["unlearn"]
+    assert len(crossed) == 2 * 2 * 2  # two sparsities, two trained models, seeds 1 and 2 (2 given twice)
+    with pytest.raises(sweep.SweepError, match="--trials K"):
+        planned([*grid, "class", "--trials", "2", "--seeds", "1"])
+    legacy = planned([*grid, "class", "--seeds", "1"])
+    assert "train_seed" not in str(legacy["unlearn"][0].save_dir) and "--seed" not in legacy["prune"][0].argv

@@ -55,6 +55,7 @@ import output_distance
 import published
 import run_identity
 import unlearn
+from evaluation import trial_stats
 from utils import UsageError, atomic_write_text, run_cli
 
 # Paper names and the paper's table order come from the registry; a result file of a method that is
@@ -302,10 +303,17 @@ def scenario_title(row: dict) -> str:
 # ----------------------------------------------------------------------------- summarising
 
 
-def _mean_std(values) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return float(np.mean(values)), std
+def _mean_std(values) -> tuple[float, float | None]:
+    """Mean and sample std over trials; the std is None (a blank cell), not 0, for one trial."""
+    result = trial_stats.summary(values)
+    return result["mean"], result["std"]
+
+
+def _with_interval(row: dict, name: str, values) -> None:
+    """``{name}_mean``, ``_std`` and the 95% t-interval ``_ci_low``/``_ci_high`` (None for one trial)."""
+    result = trial_stats.summary(values)
+    for key in ("mean", "std", "ci_low", "ci_high"):
+        row[f"{name}_{key}"] = result[key]
 
 
 def _group(runs: list[dict], kind: str) -> dict:
@@ -330,7 +338,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             "seeds": sorted(run["seed"] for run in members),
         }
         for short, _, _ in METRICS:
-            row[f"{short}_mean"], row[f"{short}_std"] = _mean_std([run[short] for run in members])
+            _with_interval(row, short, [run[short] for run in members])
         row["RTE_mean"], row["RTE_std"] = _mean_std([run["RTE"] for run in members])
         row |= _output_distances(members)
         rows.append(row)
@@ -393,7 +401,7 @@ def summarise_backdoor(runs: list[dict]) -> list[dict]:
             "seeds": sorted(run["seed"] for run in members),
         }
         for key in BACKDOOR_METRICS:
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([run[key] for run in members])
+            _with_interval(row, key, [run[key] for run in members])
         rows.append(row)
     return sorted(rows, key=_backdoor_order)
 
@@ -419,6 +427,84 @@ def _row_order(row: dict) -> tuple:
 def _backdoor_order(row: dict) -> tuple:
     fields = tuple(_sortable(row[f]) for f in BACKDOOR_SETTING_FIELDS)
     return fields + (row["sparsity"], method_rank(row["method"]), row["variant"])
+
+
+# ----------------------------------------------------------------------------- dense vs sparse, paired by trial
+
+GAPS = tuple(short for short, _, _ in METRICS) + ("avg_gap",)
+
+
+def sparsity_effects(runs: list[dict]) -> list[dict]:
+    """Per method variant and sparsity: each gap to Retrain at that sparsity minus the dense one, paired by
+    trial (the same training seed and unlearning seed on both sides), with its 95% t-interval and verdict."""
+    by_variant = defaultdict(dict)  # (setting, method, variant without the mask) -> {(sparsity, trial): gaps}
+    names, labels = {}, variant_labels(runs)
+    for run, gaps in _trial_gaps(runs):
+        key = _effect_key(run)
+        by_variant[key][(run["sparsity"], run["trial"])] = gaps
+        names[key, run["sparsity"]] = run
+    effects = []
+    for key, gaps in by_variant.items():
+        dense = {trial: value for (sparsity, trial), value in gaps.items() if sparsity == 0.0}
+        for sparsity in sorted({sparsity for sparsity, _ in gaps if sparsity > 0.0}):
+            trials = sorted((t for (s, t) in gaps if s == sparsity and t in dense), key=json.dumps)
+            if trials:
+                run = names[key, sparsity]
+                row = _effect(run, sparsity, [dense[t] for t in trials], [gaps[sparsity, t] for t in trials])
+                label = labels.get(run["setting_id"])
+                effects.append(row | {"name": method_name(run["method"]) + (f" ({label})" if label else "")})
+    return sorted(effects, key=lambda row: _row_order(row))
+
+
+def _trial_gaps(runs: list[dict]):
+    """(run, {metric: |run − Retrain of the same trial, sparsity and inputs|, avg_gap}) for every run but Retrain."""
+    retrain = {_pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}
+    for run in runs:
+        reference = retrain.get(_pairing_key(run)) if run["kind"] == "unlearn" else None
+        if reference is None or run["method"] == "retrain":
+            continue
+        gaps = {short: abs(run[short] - reference[short]) for short, _, _ in METRICS}
+        gaps["avg_gap"] = float(np.mean(list(gaps.values())))
+        yield run, gaps
+
+
+def _effect_key(run: dict) -> tuple:
+    setting = {**run["setting"], "inputs": {k: v for k, v in run["setting"]["inputs"].items() if k != "mask"}}
+    return _setting(run) + (run["method"], json.dumps(setting, sort_keys=True, default=str))
+
+
+def _effect(run: dict, sparsity: float, dense: list[dict], sparse: list[dict]) -> dict:
+    row = {field: run[field] for field in SETTING_FIELDS + ("method",)}
+    row |= {"sparsity": sparsity, "variant": run["setting_id"], "n_trials": len(dense)}
+    for gap in GAPS:
+        change = trial_stats.paired_change([d[gap] for d in dense], [s[gap] for s in sparse])
+        row |= {f"{gap}_change": change["mean"], f"{gap}_ci_low": change["ci_low"]}
+        row |= {f"{gap}_ci_high": change["ci_high"], f"{gap}_verdict": change["verdict"]}
+    return row
+
+
+def _change_cell(row: dict, gap: str) -> str:
+    low, high = row[f"{gap}_ci_low"], row[f"{gap}_ci_high"]
+    interval = "" if low is None else f" [{low:+.1f}, {high:+.1f}]"
+    return f"{row[f'{gap}_change']:+.1f}{interval}"
+
+
+def effects_markdown(effects: list[dict]) -> str:
+    """One table per setting: the change of each gap from dense to sparse, paired by trial."""
+    header = ["Sparsity", "Method"] + [t for _, _, t in METRICS] + ["Avg. Gap", "Verdict (Avg. Gap)", "Trials"]
+    by_setting = defaultdict(list)
+    for row in effects:
+        by_setting[_setting(row)].append(row)
+    parts = []
+    for rows in by_setting.values():
+        body = [
+            [f"{row['sparsity']:.1f}%", row["name"]] + [_change_cell(row, gap) for gap in GAPS]
+            + [row["avg_gap_verdict"], str(row["n_trials"])]
+            for row in rows
+        ]  # fmt: skip
+        title = f"### {rows[0]['dataset']} · {rows[0]['arch']} · {scenario_title(rows[0])}"
+        parts.append(title + "\n\n" + _markdown_table(header, ["---:", "---"] + ["---:"] * 7, body))
+    return "\n\n".join(parts) + ("\n" if parts else "")
 
 
 def gap_problems(rows: list[dict]) -> list[str]:
@@ -485,8 +571,14 @@ def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
 
+def _spread(mean: float, std: float | None, digits: int = 2) -> str:
+    """``mean±std``; one trial has no spread, so only the mean."""
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
 def _cell(row: dict, short: str) -> str:
-    return f"{_number(row[f'{short}_mean'])}±{_number(row[f'{short}_std'])} ({_number(row[f'{short}_gap'])})"
+    mean, std = row[f"{short}_mean"], row[f"{short}_std"]
+    return f"{_number(mean)}{'' if std is None else '±' + _number(std)} ({_number(row[f'{short}_gap'])})"
 
 
 def _markdown_table(header: list[str], align: list[str], body: list[list[str]]) -> str:
@@ -515,14 +607,34 @@ def to_markdown(rows: list[dict]) -> str:
             f"### {first['dataset']} · {first['arch']} · {scenario_title(first)}\n\n"
             + _markdown_table(header, align, body)
         )
+        if any(row["UA_ci_low"] is not None for row in setting_rows):
+            parts.append(interval_markdown(setting_rows))
         if any(row.get("paired_seeds") for row in setting_rows):
             parts.append(distance_markdown(setting_rows))
     return "\n\n".join(parts) + ("\n" if parts else "")
 
 
+def interval_markdown(setting_rows: list[dict]) -> str:
+    """One setting's 95% t-intervals of the mean over trials (n − 1 degrees of freedom; blank for one trial)."""
+    header = ["Sparsity", "Method"] + [title for _, _, title in METRICS] + ["Trials"]
+
+    def interval(row, short):
+        low, high = row[f"{short}_ci_low"], row[f"{short}_ci_high"]
+        return "" if low is None else f"[{low:.1f}, {high:.1f}]"
+
+    body = [
+        [f"{row['sparsity']:.1f}%", row["name"]] + [interval(row, s) for s, _, _ in METRICS] + [str(row["n_seeds"])]
+        for row in setting_rows
+    ]
+    return (
+        "95% t-interval of each mean over its trials (Student t, n − 1 degrees of freedom; none for one trial):\n\n"
+        + _markdown_table(header, ["---:", "---"] + ["---:"] * 5, body)
+    )
+
+
 def _distance_cell(row: dict, name: str, digits: int) -> str:
     mean, std = row.get(f"{name}_mean"), row.get(f"{name}_std")
-    return "" if mean is None else f"{mean:.{digits}f}±{std:.{digits}f}"
+    return "" if mean is None else _spread(mean, std, digits)
 
 
 def distance_markdown(setting_rows: list[dict]) -> str:
@@ -553,7 +665,7 @@ def backdoor_markdown(rows: list[dict]) -> str:
         first = setting_rows[0]
         body = [
             [f"{row['sparsity']:.1f}%", row["name"]]
-            + [f"{_number(row[f'{k}_mean'])}±{_number(row[f'{k}_std'])}" for k in keys]
+            + [_spread(row[f"{k}_mean"], row[f"{k}_std"]) for k in keys]
             + [str(row["n_seeds"])]
             for row in setting_rows
         ]
@@ -582,11 +694,18 @@ def _csv_value(value):
 def to_csv(rows: list[dict]) -> str:
     columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "variant", "n_seeds", "seeds"]
     for short, _, _ in METRICS:
-        columns += [f"{short}_mean", f"{short}_std", f"{short}_gap"]
+        columns += [f"{short}_mean", f"{short}_std", f"{short}_ci_low", f"{short}_ci_high", f"{short}_gap"]
     columns += ["RTE_mean", "RTE_std", "avg_gap"]
     for name in output_distance.OUTPUT_METRICS:
         columns += [f"{name}_mean", f"{name}_std"]
     return _csv_text(rows, columns + ["paired_seeds"])
+
+
+def effects_to_csv(effects: list[dict]) -> str:
+    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    for gap in GAPS:
+        columns += [f"{gap}_change", f"{gap}_ci_low", f"{gap}_ci_high", f"{gap}_verdict"]
+    return _csv_text(effects, columns)
 
 
 def backdoor_to_csv(rows: list[dict]) -> str:
@@ -628,13 +747,20 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
-def _method_lines(ax, rows: list[dict], mean_key: str, std_key: str) -> None:
-    """One line per method variant (its row name), in table order."""
+def _method_lines(ax, rows: list[dict], metric: str) -> None:
+    """One line per method variant (its row name), in table order, with its 95% t-interval over trials as a
+    band where there are two trials or more."""
     names = sorted({(method_rank(row["method"]), row["name"]) for row in rows})
     for _, name in names:
-        points = sorted((row["sparsity"], row[mean_key], row[std_key]) for row in rows if row["name"] == name)
-        x, y, err = zip(*points, strict=True)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+        points = sorted(
+            (row["sparsity"], row[f"{metric}_mean"], row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"))
+            for row in rows
+            if row["name"] == name
+        )
+        x, y, low, high = zip(*points, strict=True)
+        (line,) = ax.plot(x, y, marker="o", label=name)
+        if all(value is not None for value in low + high):
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
 def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
@@ -649,7 +775,7 @@ def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
         return None
     fig, axes = _figure(len(by_setting), min(3, len(by_setting)))
     for ax, setting_rows in zip(axes, by_setting.values(), strict=False):
-        _method_lines(ax, setting_rows, f"{metric}_mean", f"{metric}_std")
+        _method_lines(ax, setting_rows, metric)
         first = setting_rows[0]
         ax.set_title(f"{first['dataset']} {first['arch']}\n{scenario_title(first)}", fontsize=9)
         ax.set_xlabel("sparsity (%)")
@@ -671,7 +797,7 @@ def plot_backdoor(rows: list[dict], path) -> Path | None:
     for index, setting_rows in enumerate(by_setting.values()):
         first = setting_rows[0]
         for ax, metric in zip(axes[2 * index : 2 * index + 2], ("ASR", "SA"), strict=True):
-            _method_lines(ax, setting_rows, f"{metric}_after_mean", f"{metric}_after_std")
+            _method_lines(ax, setting_rows, f"{metric}_after")
             before = defaultdict(list)
             for row in setting_rows:
                 before[row["sparsity"]].append(row[f"{metric}_before_mean"])
@@ -732,7 +858,8 @@ def build_report(
         written.append(out / "backdoor.csv")
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
-    text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures)
+    effects = sparsity_effects(runs)
+    text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects)
     audits = [audit_report.audit_row(path) for path in audit_report.find_audits(paths)]
     if audits:
         text += "\n## Per-example audit (main_audit.py)\n\n" + AUDIT_NOTE + audit_report.audit_markdown(audits)
@@ -743,10 +870,13 @@ def build_report(
         atomic_write_text(_csv_text(comparison, list(comparison[0]) if comparison else []), out / "published.csv")
         written.append(out / "published.csv")
     atomic_write_text(to_csv(rows), out / "report.csv")
+    atomic_write_text(effects_to_csv(effects), out / "sparsity_effects.csv")
+    written.append(out / "sparsity_effects.csv")
     atomic_write_text(text, out / "report.md")
     return {
         "text": text,
         "rows": rows,
+        "effects": effects,
         "backdoor_rows": backdoor_rows,
         "missing": missing,
         "problems": problems,
@@ -756,7 +886,17 @@ def build_report(
     }
 
 
-def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures) -> str:
+EFFECTS_NOTE = (
+    "## Sparse against dense, paired by trial\n\n"
+    'The paper\'s claim "sparsity closes the gap to Retrain", tested: for each trial (its own trained and '
+    "pruned model, unlearned with its own seed), each |gap to Retrain of the same trial| at the sparsity "
+    "minus the same gap dense; mean over trials and its 95% t-interval. Negative: closer to Retrain when "
+    "sparse. Verdict on Avg. Gap: shrinks (the interval is below 0), grows (above 0), inconclusive (it "
+    "contains 0, or one trial).\n\n"
+)
+
+
+def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects=()) -> str:
     sources = ", ".join(f"`{path}`" for path in paths)
     parts = [
         f"# Unlearning report\n\n{len(runs)} runs read from {sources}. Cells: mean±std over seeds "
@@ -766,6 +906,8 @@ def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures) -
     ]
     if rows:
         parts.append("## Unlearning\n\n" + to_markdown(rows))
+    if effects:
+        parts.append(EFFECTS_NOTE + effects_markdown(effects))
     if backdoor_rows:
         parts.append("## Backdoor cleanse\n\n" + backdoor_markdown(backdoor_rows))
     parts.append(_listing("Missing or partial runs", missing))

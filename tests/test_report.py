@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,12 +122,16 @@ def test_markdown_cells(two_methods):
     assert "| 0.0% | Retrain | 100.00±0.00 (0.00) |" in text
 
 
-def test_one_seed_has_zero_std(tmp_path):
+def test_one_trial_has_a_blank_std_and_no_interval(tmp_path):
     write_eval(tmp_path, "retrain", 1, ua=5)
     write_eval(tmp_path, "GA", 1, ua=7)
     rows = report.summarise(report.load_runs([tmp_path])[0])
-    assert row_of(rows, "GA")["UA_std"] == 0.0
-    assert "7.00±0.00 (2.00)" in report.to_markdown(rows)
+    ga = row_of(rows, "GA")
+    assert (ga["UA_std"], ga["UA_ci_low"], ga["UA_ci_high"]) == (None, None, None)
+    text = report.to_markdown(rows)
+    assert "| GA | 7.00 (2.00) |" in text and "±" not in text and "t-interval" not in text
+    (row,) = [r for r in csv.DictReader(io.StringIO(report.to_csv(rows))) if r["method"] == "GA"]
+    assert (row["UA_mean"], row["UA_std"], row["UA_ci_low"]) == ("7.0", "", "")
 
 
 def test_sparsities_are_separate_rows_each_gapped_to_its_own_retrain(tmp_path):
@@ -166,7 +171,7 @@ def test_missing_retrain_gives_na_and_a_problem(tmp_path):
     write_eval(tmp_path, "FT", 1, ua=10)
     rows = report.summarise(report.load_runs([tmp_path])[0])
     assert math.isnan(rows[0]["UA_gap"]) and math.isnan(rows[0]["avg_gap"])
-    assert "10.00±0.00 (n/a)" in report.to_markdown(rows)
+    assert "10.00 (n/a)" in report.to_markdown(rows)
     (problem,) = report.gap_problems(rows)
     assert "no Retrain run" in problem and "sparsity 0.0%" in problem
 
@@ -243,6 +248,7 @@ def test_build_report_writes_every_file(two_methods, tmp_path):
     assert names == {
         "report.md",
         "report.csv",
+        "sparsity_effects.csv",
         "backdoor.csv",
         "sparsity_UA.png",
         "sparsity_MIA.png",
@@ -315,3 +321,40 @@ def test_a_result_that_is_not_a_regular_file_is_listed_and_not_read(tmp_path):
     assert len(runs) == 1
     assert any("GA_eval.json: not a regular file" in p for p in problems)
     assert any("retrain_eval.json: unreadable result" in p for p in problems)
+
+
+T_975_2DF = 4.302652729911275  # Student t quantile 0.975 at 2 degrees of freedom (tables), not from scipy
+
+
+def test_intervals_and_paired_changes_equal_a_hand_computation(tmp_path):
+    """Three trials dense and 95% sparse: the FT group's t-interval and the paired change of its UA gap."""
+    retrain, ft_dense, ft_sparse = [10, 20, 30], [40, 50, 65], [15, 22, 36]
+    for seed in (1, 2, 3):
+        for ratio, ft in ((1.0, ft_dense), (0.05, ft_sparse)):
+            write_eval(tmp_path, "retrain", seed, ua=retrain[seed - 1], ratio=ratio)
+            write_eval(tmp_path, "FT", seed, ua=ft[seed - 1], ratio=ratio)
+    runs, _ = report.load_runs([tmp_path])
+    row = row_of(report.summarise(runs), "FT")
+    values = np.array(ft_dense, dtype=float)
+    half = T_975_2DF * values.std(ddof=1) / math.sqrt(3)
+    assert (row["UA_ci_low"], row["UA_ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
+    (effect,) = [e for e in report.sparsity_effects(runs) if e["method"] == "FT"]
+    diffs = np.abs(np.subtract(ft_sparse, retrain)) - np.abs(np.subtract(ft_dense, retrain))  # -25, -28, -29
+    half = T_975_2DF * diffs.std(ddof=1) / math.sqrt(3)
+    assert effect["n_trials"] == 3 and effect["sparsity"] == 95.0
+    assert (effect["UA_change"], effect["UA_ci_low"], effect["UA_ci_high"]) == pytest.approx(
+        (diffs.mean(), diffs.mean() - half, diffs.mean() + half)
+    )
+    assert effect["UA_verdict"] == "shrinks" and effect["RA_verdict"] == "inconclusive"  # RA gaps are 0 both
+    assert effect["avg_gap_change"] == pytest.approx(diffs.mean() / 4) and effect["avg_gap_verdict"] == "shrinks"
+    text = report.effects_markdown(report.sparsity_effects(runs))
+    assert f"| 95.0% | FT | {diffs.mean():+.1f} [{diffs.mean() - half:+.1f}, {diffs.mean() + half:+.1f}] |" in text
+
+
+def test_a_gap_that_grows_and_one_trial_get_their_verdicts():
+    from evaluation import trial_stats
+
+    assert trial_stats.paired_change([1, 2, 3], [5, 7, 8])["verdict"] == "grows"
+    single = trial_stats.paired_change([1], [9])
+    assert (single["verdict"], single["std"], single["ci_low"]) == ("inconclusive", None, None)
+    assert trial_stats.paired_change([1, 2, 3], [2, 1, 3])["verdict"] == "inconclusive"

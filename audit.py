@@ -31,7 +31,7 @@ import unlearn
 from evaluation import audit_stats
 from evaluation.outputs import load_outputs
 from run_files import unlearning_files
-from utils import UsageError, atomic_write_bytes, atomic_write_json
+from utils import UsageError, atomic_write_bytes, atomic_write_json, provenance
 
 REPO = Path(__file__).resolve().parent
 EXIT_MARK = "=== exit "  # the same log.txt marks as scripts/sweep.py's runs
@@ -324,6 +324,6 @@ def run_audit(args, log) -> dict:
     }
     audit["seconds"] = time.perf_counter() - began
     files = result_files(args.save_dir, args.unlearn)
-    atomic_write_json(audit, files["json"])
+    atomic_write_json({**audit, "provenance": provenance()}, files["json"])
     plot_accuracy(audit, files["plot"])
     return audit

@@ -229,7 +229,8 @@ def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: 
     except Diverged as err:
         diverged = Diverged(where, epoch, optimizer.param_groups[0]["lr"])
         identity = rounds.meta["identity"]
-        run_files.write_round_results(args, rounds.results, rounds.save_dir, identity, diverged=diverged.record())
+        device = model_device(rounds.model)
+        run_files.write_round_results(args, rounds.results, rounds.save_dir, identity, device, diverged.record())
         diverged.advice = f"recorded in {rounds.save_dir / 'imp_results.json'}; try a smaller --lr"
         raise diverged from err
     position.partial = None
@@ -254,7 +255,8 @@ def finish_round(rounds: Rounds, ratio: float, log) -> None:
         f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
     )
     run_files.mark_round_finished(rounds.save_dir, position.k)
-    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, rounds.meta["identity"])
+    identity, device = rounds.meta["identity"], model_device(rounds.model)
+    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, identity, device)
     rounds.position = RoundState(position.k + 1)
 
 

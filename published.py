@@ -40,6 +40,13 @@ def _key(row: dict) -> tuple:
     return (row["dataset"], row["arch"], row["scenario"], row["num_forget"], float(row["sparsity"]), row["method"])
 
 
+# published.csv's columns, written even when nothing matched (an empty table keeps its header)
+CSV_COLUMNS = (
+    "dataset", "arch", "scenario", "num_forget", "sparsity", "method", "metric",
+    "ours", "ours_std", "published", "published_std", "difference", "source",
+)  # fmt: skip
+
+
 def compare(rows: list[dict], published: list[dict]) -> tuple[list[dict], list[str]]:
     """(one line per matching metric: ours, published, difference, source; the settings with no reference)."""
     by_key = {}

@@ -24,10 +24,14 @@ empty cells and a line under "Problems".
 
 Writes into ``--out`` (default: the first RESULT_DIR):
   report.md            every table, the missing/partial runs and the problems found
-  report.csv           one row per unlearning group (means, stds, gaps, Avg. Gap, RTE, JS_forget, JS_test,
-                       L2_to_retrain and paired_seeds)
+  report.csv           one row per unlearning group (means, stds and 95% t-intervals over trials, gaps,
+                       Avg. Gap, RTE, JS_forget, JS_test, L2_to_retrain and paired_seeds)
+  sparsity_effects.csv per method and sparsity: each gap's change from dense, paired by trial, its 95%
+                       t-interval and verdict
+  runs.csv             one row per run: every metric and every field of its run identity
   backdoor.csv         one row per backdoor group (SA/ASR before and after)
-  sparsity_UA.png      UA vs sparsity, one line per method, one panel per (dataset, arch, scenario)
+  sparsity_UA.png      UA vs sparsity, one line per method (its 95% interval as a band), one panel per
+                       (dataset, arch, scenario)
   sparsity_MIA.png     MIA-Efficacy vs sparsity, same layout
   backdoor_ASR_SA.png  ASR and SA after unlearning vs sparsity, one line per method
 
@@ -42,9 +46,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -56,7 +58,7 @@ import published
 import run_identity
 import unlearn
 from evaluation import trial_stats
-from utils import UsageError, atomic_write_text, run_cli
+from utils import UsageError, atomic_write_bytes, atomic_write_text, run_cli
 
 # Paper names and the paper's table order come from the registry; a result file of a method that is
 # no longer registered keeps its --unlearn name and sorts after the others.
@@ -152,6 +154,7 @@ def _identity_fields(record: dict, kind: str) -> dict:
         raise ValueError("its 'identity' is not a run identity (a dict with 'args')")
     setting = run_identity.setting_of(identity)
     return {
+        "identity": identity,
         "setting": setting,
         "setting_id": json.dumps(setting, sort_keys=True, default=str),
         "context_id": json.dumps(run_identity.reference_context(setting), sort_keys=True, default=str),
@@ -701,6 +704,23 @@ def to_csv(rows: list[dict]) -> str:
     return _csv_text(rows, columns + ["paired_seeds"])
 
 
+RUN_FIELDS = ("path", "kind", "dataset", "arch", "method", "sparsity", "seed")
+
+
+def runs_to_csv(runs: list[dict]) -> str:
+    """runs.csv: one row per run read, with every metric and every field of its run identity
+    (``identity.args.unlearn_lr``, ``identity.inputs.mask.sha256``, ...)."""
+    metrics = [short for short, _, _ in METRICS] + ["RTE", *output_distance.OUTPUT_METRICS, *BACKDOOR_METRICS]
+    flats = [{f"identity.{k}": v for k, v in run_identity.flat(run["identity"]).items()} for run in runs]
+    identity_columns = sorted({column for flat in flats for column in flat})
+    rows = [
+        {**{f: run.get(f) for f in RUN_FIELDS + ("scenario", "num_forget")}, **{m: run.get(m) for m in metrics}, **flat}
+        for run, flat in zip(runs, flats, strict=True)
+    ]
+    columns = [*RUN_FIELDS, "scenario", "num_forget", *metrics, *identity_columns]
+    return _csv_text([{c: row.get(c) for c in columns} for row in rows], columns)
+
+
 def effects_to_csv(effects: list[dict]) -> str:
     columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
     for gap in GAPS:
@@ -732,18 +752,16 @@ def _figure(n_panels: int, n_cols: int):
 
 
 def _save_figure(fig, path: Path) -> Path:
-    """Savefig into a temp file beside ``path``, then rename, so a crash never leaves half a PNG."""
+    """The PNG written like every other file (atomically, with the usual permissions): never half a PNG."""
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
         fig.tight_layout()
-        fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
+        fig.savefig(buffer, format="png", dpi=120)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(buffer.getvalue(), path)
     return path
 
 
@@ -867,11 +885,12 @@ def build_report(
     if with_published:
         comparison, unmatched = published.compare(rows, published.load())
         text += "\n## Published results beside ours\n\n" + published.to_markdown(comparison, unmatched)
-        atomic_write_text(_csv_text(comparison, list(comparison[0]) if comparison else []), out / "published.csv")
+        atomic_write_text(_csv_text(comparison, published.CSV_COLUMNS), out / "published.csv")
         written.append(out / "published.csv")
     atomic_write_text(to_csv(rows), out / "report.csv")
     atomic_write_text(effects_to_csv(effects), out / "sparsity_effects.csv")
-    written.append(out / "sparsity_effects.csv")
+    atomic_write_text(runs_to_csv(runs), out / "runs.csv")
+    written += [out / "sparsity_effects.csv", out / "runs.csv"]
     atomic_write_text(text, out / "report.md")
     return {
         "text": text,

@@ -30,7 +30,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from utils import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
+    provenance,
     require_keys,
     require_state_dict,
     safe_load,
@@ -305,11 +305,12 @@ def load_dense_best(save_dir) -> dict:
     return pruner.dense_state(best["state_dict"])
 
 
-def write_round_results(args, rounds: list, save_dir, identity: dict, diverged: dict | None = None) -> None:
+def write_round_results(args, rounds: list, save_dir, identity: dict, device, diverged: dict | None = None) -> None:
     """imp_results.json: the finished rounds (and, when training diverged, where: ``diverged_at``).
 
     ``finished`` is true only in the record written after the last round: the run's final record.
     """
+    made = provenance(device)
     extra = {} if diverged is None else {"diverged": True, "diverged_at": diverged}
     atomic_write_json(
         {
@@ -319,10 +320,17 @@ def write_round_results(args, rounds: list, save_dir, identity: dict, diverged: 
             **extra,
             "train_subset": args.train_subset,
             "args": vars(args),
+            "command": made["command"],
+            "provenance": made,
             "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
         Path(save_dir) / "imp_results.json",
     )
+
+
+def _command_and_provenance(model) -> dict:
+    made = provenance(next(model.parameters()).device)
+    return {"command": made["command"], "provenance": made}
 
 
 def finished_training(folder) -> dict | None:
@@ -484,7 +492,7 @@ def write_eval_results(path, args, method, data, forget, model, evaluation: dict
         "SVC_MIA_forget_efficacy": evaluation["SVC_MIA_forget_efficacy"],
         "SVC_MIA_training_privacy": evaluation["SVC_MIA_training_privacy"],
         "unlearn_stats": stats,
-        "command": " ".join(sys.argv),
+        **_command_and_provenance(model),
         "args": vars(args),
     }
     if stats.get("diverged"):
@@ -556,7 +564,7 @@ def backdoor_results(args, method, data, path, model, poisoned, before: dict, af
         "train_subset": args.train_subset,
         "poisoned_indices": poisoned.tolist(),
         "unlearn_stats": stats,
-        "command": " ".join(sys.argv),
+        **_command_and_provenance(model),
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "args": vars(args),
         **({"diverged": True, "diverged_at": stats["diverged"]} if stats.get("diverged") else {}),

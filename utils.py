@@ -8,6 +8,7 @@ import pickle
 import random
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -108,6 +109,66 @@ def resolve_device(device: str = "auto", gpu: int | None = None) -> torch.device
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_STARTED = time.time()  # this process's start, as close as the first import of utils
+PROVENANCE_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "scipy")
+
+
+def provenance(device=None) -> dict:
+    """Where, when and with what a result was made; every result file records it.
+
+    The git commit and whether the checkout had uncommitted changes (None outside a checkout), the
+    Python and package versions, the resolved device and its name, threads, host, start and end time
+    (UTC), and the command shell-quoted with its interpreter.
+    """
+    import platform
+    import shlex
+    import socket
+    from importlib import metadata
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    device = torch.device(device) if device is not None else None
+    name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else platform.processor()
+    return {
+        **_git_state(),
+        "python": platform.python_version(),
+        "packages": {package: version(package) for package in PROVENANCE_PACKAGES},
+        "device": str(device) if device is not None else None,
+        "device_name": name or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "started_utc": _utc(_STARTED),
+        "finished_utc": _utc(time.time()),
+        "command": shlex.join([sys.executable, *sys.argv]),
+    }
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _git_state() -> dict:
+    """{"git_commit", "git_dirty"} of the checkout this code runs from (None, None when it is not one)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return {"git_commit": None, "git_dirty": None}
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
 def _atomic_write(path, write) -> None:

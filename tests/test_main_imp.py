@@ -1,9 +1,11 @@
 """main_imp.py end to end on digits with a small model and a couple of epochs."""
 
 import json
+import sys
 
 import pytest
 import torch
+from conftest import ARCH
 
 import main_imp
 import pruner
@@ -115,3 +117,25 @@ def test_resume_after_finished_round_matches(omp_run, tmp_path):
     a = torch.load(omp_run / "1model_SA_best.pth.tar", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "1model_SA_best.pth.tar", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_every_result_file_records_its_provenance(omp_dir, tmp_path):
+    """imp_results.json and M_eval.json: commit, versions, resolved device, threads, host, times, quoted command."""
+    import shlex
+
+    import main_forget
+
+    mask = omp_dir / "1model_SA_best.pth.tar"
+    main_forget.main(
+        [*ARCH, "--mask", str(mask), "--unlearn", "GA", "--unlearn_epochs", "1", "--save_dir", str(tmp_path)]
+    )
+    for path in (omp_dir / "imp_results.json", tmp_path / "GA_eval.json"):
+        record = json.loads(path.read_text())
+        made = record["provenance"]
+        assert made["device"] == "cpu" and made["threads"] >= 1 and made["host"]
+        assert set(made["packages"]) == {"torch", "torchvision", "numpy", "scikit-learn", "scipy"}
+        assert torch.__version__.startswith(made["packages"]["torch"])
+        assert made["started_utc"] <= made["finished_utc"] and made["finished_utc"].endswith("Z")
+        assert shlex.split(made["command"])[0] == sys.executable and record["command"] == made["command"]
+        assert (made["git_commit"] is None) == (made["git_dirty"] is None)
+        assert made["git_commit"] is None or len(made["git_commit"]) == 40

@@ -249,6 +249,7 @@ def test_build_report_writes_every_file(two_methods, tmp_path):
         "report.md",
         "report.csv",
         "sparsity_effects.csv",
+        "runs.csv",
         "backdoor.csv",
         "sparsity_UA.png",
         "sparsity_MIA.png",
@@ -257,6 +258,7 @@ def test_build_report_writes_every_file(two_methods, tmp_path):
     for name in ("sparsity_UA.png", "sparsity_MIA.png", "backdoor_ASR_SA.png"):
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
+        assert (out / name).stat().st_mode & 0o044 == (out / "report.md").stat().st_mode & 0o044  # as readable
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
     markdown = (out / "report.md").read_text()
     assert "## Missing or partial runs" in markdown and "sparsity 90.0%, FT, seed 2" in markdown
@@ -358,3 +360,24 @@ def test_a_gap_that_grows_and_one_trial_get_their_verdicts():
     single = trial_stats.paired_change([1], [9])
     assert (single["verdict"], single["std"], single["ci_low"]) == ("inconclusive", None, None)
     assert trial_stats.paired_change([1, 2, 3], [2, 1, 3])["verdict"] == "inconclusive"
+
+
+def test_runs_csv_has_one_row_per_run_with_its_identity_and_metrics(two_methods, tmp_path):
+    write_backdoor(two_methods, "FT", 1, sa_after=90, asr_after=10)
+    result = report.build_report([two_methods], tmp_path / "out")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "runs.csv").read_text())))
+    runs, _ = report.load_runs([two_methods])
+    assert len(rows) == len(runs) == 5 and sorted(r["path"] for r in rows) == sorted(run["path"] for run in runs)
+    ft = [r for r in rows if r["method"] == "FT" and r["kind"] == "unlearn"]
+    assert sorted(float(r["UA"]) for r in ft) == [10.0, 20.0] and {r["identity.args.unlearn"] for r in ft} == {"FT"}
+    assert {r["identity.kind"] for r in rows} == {"unlearning", "backdoor"}
+    backdoor = [r for r in rows if r["kind"] == "backdoor"][0]
+    assert float(backdoor["SA_after"]) == 90.0 and backdoor["UA"] == ""
+    assert tmp_path / "out" / "runs.csv" in result["files"]
+
+
+def test_published_csv_keeps_its_header_when_nothing_matches(tmp_path):
+    write_eval(tmp_path / "runs", "FT", 1, ua=10, dataset="digits", arch="resnet20s")
+    report.build_report([tmp_path / "runs"], tmp_path / "out", with_published=True)
+    header = (tmp_path / "out" / "published.csv").read_text().splitlines()
+    assert header[0].split(",")[:3] == ["dataset", "arch", "scenario"] and len(header) == 1

@@ -65,7 +65,8 @@ fmnist() {  # fmnist SCENARIO: the audited methods (AUDIT_METHODS), dense and 95
         || forget="--class_to_replace -1 --num_indexes_to_replace $RANDOM_COUNT"
     for method in "${AUDITED[@]}"; do entries+=("$method=${FMNIST_ARGS[$method]:-${DEMO_ARGS[$method]}}"); done
     for model in dense:0 sparse:1; do
-        local mask="$FMNIST_ROOT/fashionmnist_resnet20s/prune_r0.95/${model##*:}model_SA_best.pth.tar"
+        # trial 1's masks (make fashionmnist trains one model per trial); older single-model runs lack train_seed1
+        local mask="$FMNIST_ROOT/fashionmnist_resnet20s/prune_r0.95/train_seed1/${model##*:}model_SA_best.pth.tar"
         if [ ! -f "$mask" ]; then
             echo "skipping Fashion-MNIST: $mask is missing; run 'make fashionmnist' first (its first stage makes it)"
             return 0

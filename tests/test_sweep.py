@@ -443,3 +443,32 @@ def test_trials_train_their_own_models_and_a_cross_pairs_every_seed(tmp_path):
         planned([*grid, "class", "--trials", "2", "--seeds", "1"])
     legacy = planned([*grid, "class", "--seeds", "1"])
     assert "train_seed" not in str(legacy["unlearn"][0].save_dir) and "--seed" not in legacy["prune"][0].argv
+
+
+def test_two_trials_train_two_models_and_give_a_spread_to_a_deterministic_method(tmp_path):
+    """IU is deterministic given θ_o: over two unlearning seeds of one model it had no spread; over two trials
+    (each its own trained model) it has."""
+    import torch
+
+    import main_forget
+    import main_imp
+    import report
+
+    root = tmp_path / "sw"
+    flags = ["--dataset", "digits", "--arch", "resnet20s", "--trials", "2", "--rates", "0", "--methods", "wfisher"]
+    flags += ["--scenarios", "class", "--root", str(root), "--alpha-iu", "1e-4"]
+    flags += ["--extra-prune-args", "--epochs 2 --lr 0.05 --rewind_epoch 0 --batch_size 128 --no-progress --device cpu"]
+    flags += ["--extra-unlearn-args", "--batch_size 128 --no-progress --device cpu"]
+    stages = planned(flags)
+    for run in stages["prune"] + stages["unlearn"]:  # the sweep's own commands, run in this process (faster)
+        script = {"main_imp.py": main_imp, "main_forget.py": main_forget}[run.argv[2]]
+        script.main([str(arg) for arg in run.argv[3:]])
+    masks = [root / "digits_resnet20s" / "prune_r0" / f"train_seed{k}" / "0model_SA_best.pth.tar" for k in (1, 2)]
+    first, second = (torch.load(path, weights_only=True)["state_dict"] for path in masks)
+    assert not torch.equal(first["net.conv1.weight"], second["net.conv1.weight"])
+    (row,) = report.summarise(report.load_runs([root])[0])
+    assert row["n_seeds"] == 2 and row["TA_std"] > 0 and row["TA_ci_low"] < row["TA_mean"] < row["TA_ci_high"]
+    lines = []
+    assert sweep.main([*flags, "--status"], echo=lines.append) == 0
+    assert lines == ["# prune: 2 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending",
+                     "# unlearn: 2 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending"]  # fmt: skip

@@ -241,8 +241,13 @@ def parse_milestones(text: str) -> list[int]:
 
 
 def check_nonnegative(args, names):
+    """Each of ``names`` is a finite number >= 0 (NaN and infinity are refused, not run)."""
+    import math
+
     for name in names:
         value = getattr(args, name, None)
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"--{name} {value} is not a finite number; give a value >= 0")
         if value is not None and value < 0:
             raise UsageError(f"--{name} {value} is negative; give a value >= 0")
 

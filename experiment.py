@@ -26,6 +26,7 @@ def validate_common(args) -> None:
             "weight_decay",
             "momentum",
             "no_l1_epochs",
+            "alpha",  # FF's noise scale, IU's step, the l1 coefficient: none is negative
         ],
     )
     for name in ("seed", "split_seed", "train_seed"):

@@ -918,7 +918,7 @@ EFFECTS_NOTE = (
 def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects=()) -> str:
     sources = ", ".join(f"`{path}`" for path in paths)
     parts = [
-        f"# Unlearning report\n\n{len(runs)} runs read from {sources}. Cells: mean±std over seeds "
+        f"# Unlearning report\n\n{len(runs)} runs read from {sources}. Cells: mean±std over trials "
         "(|gap to Retrain of the same setting and sparsity|); Avg. Gap = mean of the four gaps. "
         "JS: mean Jensen–Shannon divergence of the softmax outputs to Retrain's of the same seed and forget "
         "set, on D_f and on the test set; ℓ2: distance of the effective weights to Retrain's.\n"

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import pruner
 import run_identity
@@ -203,6 +204,12 @@ def load_mask_file(path, args):
     and one from a round that has not finished (a best-so-far checkpoint of an interrupted run)."""
     checkpoint = safe_load(path, "--mask checkpoint")
     state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
+    for key, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UsageError(
+                f"--mask '{path}': tensor '{key}' holds NaN or infinite values; give a checkpoint of a run that "
+                f"did not diverge"
+            )
     if checkpoint.get("round_finished") is False or not _round_finished_by_results(path, checkpoint):
         raise UsageError(
             f"--mask '{path}' is from round {checkpoint.get('round')} of a training run that has not finished "

@@ -98,6 +98,13 @@ class Run:
     def command(self) -> str:
         return shlex.join(self.argv)
 
+    @property
+    def resume_files(self) -> list[str]:
+        """What an interrupted run of this stage leaves for --resume."""
+        if self.stage == "prune":
+            return ["[0-9]*checkpoint.pth.tar"]
+        return [f"{self.lock}checkpoint.pth.tar", f"{self.lock}_progress.pth.tar"]
+
     def finished(self, cwd: Path = REPO) -> bool:
         return self.record_state(cwd)[0] == "finished"
 
@@ -188,9 +195,10 @@ def _prune_run(args, rate: float, train_seed) -> Run:
     if seed is not None:
         argv += ["--seed", str(seed)]
     argv += shlex.split(args.extra_prune_args)
-    if started(save_dir, ["[0-9]*checkpoint.pth.tar"]):
-        argv.append("--resume")
-    return Run("prune", argv, save_dir)
+    run = Run("prune", argv, save_dir)
+    if started(save_dir, run.resume_files):
+        run.argv.append("--resume")
+    return run
 
 
 def unlearn_runs(args) -> list[Run]:
@@ -211,9 +219,10 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, train_seed, seed
         data=args.data, dataset=args.dataset, arch=args.arch, mask=mask, unlearn=method, seed=seed, save_dir=save_dir
     )
     argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
-    if started(save_dir, [f"{method}checkpoint.pth.tar", f"{method}_progress.pth.tar"]):
-        argv.append("--resume")
-    return Run("unlearn", argv, save_dir, needs=mask, lock=method)
+    run = Run("unlearn", argv, save_dir, needs=mask, lock=method)
+    if started(save_dir, run.resume_files):
+        run.argv.append("--resume")
+    return run
 
 
 def sweep_methods() -> list[str]:
@@ -242,6 +251,7 @@ def plan(args) -> dict[str, list[Run]]:
 # ----------------------------------------------------------------------------- the state of a run
 
 EXIT_MARK = "=== exit "  # the last line a run's log.txt gets, locally or under Slurm
+STOPPED_BY_SIGNAL = ("130", "143", "-2", "-15")  # SIGINT, SIGTERM: the scripts exit 128 + n after saving
 
 
 def run_state(run: Run, cwd: Path = REPO) -> str:
@@ -258,9 +268,10 @@ def run_state(run: Run, cwd: Path = REPO) -> str:
     starts = [i for i, line in enumerate(lines) if line.startswith("=== ") and not line.startswith(EXIT_MARK)]
     attempt = lines[starts[-1] :] if starts else lines  # the last attempt only
     exits = [line[len(EXIT_MARK) :].strip() for line in attempt if line.startswith(EXIT_MARK)]
-    if (exits and exits[-1] not in ("0", "3")) or (not exits and any("Traceback" in line for line in attempt)):
+    resumable = ("0", "3", *STOPPED_BY_SIGNAL)  # a stop by signal saved its progress: --resume continues it
+    if (exits and exits[-1] not in resumable) or (not exits and any("Traceback" in line for line in attempt)):
         return "failed"
-    return "interrupted" if attempt else "pending"
+    return "interrupted" if attempt or started(folder, run.resume_files) else "pending"
 
 
 def _lock_held(path: Path) -> bool:
@@ -302,7 +313,11 @@ def execute(run: Run, gpu: str | None, cwd: Path = REPO) -> Run:
         run.note = f"not started: {run.needs} does not exist (did its prune run fail?)"
         return run
     save_dir = cwd / run.save_dir
-    save_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        run.note = f"not started: its folder {save_dir} cannot be created ({err.strerror})"
+        return run
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -569,6 +584,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SweepError(f"--root '{root}' cannot be created ({err.strerror}); choose a writable folder") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise SweepError(f"--root '{root}' is not writable; choose a writable folder")
+
+
 def trial_pairs(args) -> list[tuple]:
     """(training seed, unlearning seed) of every trial; a training seed of None: the one shared trained model."""
     if args.trials is not None:
@@ -589,13 +613,23 @@ def trial_pairs(args) -> list[tuple]:
 def check_args(args) -> None:
     if not args.rates or any(not 0.0 <= rate < 1.0 for rate in args.rates):
         raise SweepError(f"--rates must be fractions in [0, 1), got {args.rates}")
-    args.rates = sorted(set(args.rates))
+    # one rate per folder: rates that print alike (0.5 and 0.5000001 both run as --rate 0.5) are one rate
+    args.rates = list({rate_text(rate): rate for rate in sorted(set(args.rates), reverse=True)}.values())[::-1]
     args.trial_pairs = trial_pairs(args)
+    if any(char in str(args.root) for char in "\n\r") or (args.slurm and any(c.isspace() for c in str(args.root))):
+        raise SweepError(
+            f"--root {args.root!r} holds a line break{' or a space' if args.slurm else ''}, which the array's command "
+            f"and #SBATCH files cannot carry; choose another --root"
+        )
     pairs = [item.partition("=") for item in args.method_args]
     if any(not name or not sep for name, sep, _ in pairs):
         raise SweepError(f"--method-args takes NAME=ARGS, got {args.method_args}")
     args.method_args = {name: rest for name, _, rest in pairs}
     known = sweep_methods()
+    unregistered = [m for m in [*args.methods, *args.method_args] if m not in unlearn.METHODS]
+    if unregistered:  # a name becomes a folder: only registered names (no "../x") get one
+        names = ", ".join(method.name for method in unlearn.listed())
+        raise SweepError(f"unknown method {unregistered[0]!r}; choose from {names}")
     unknown = [m for m in args.methods if m not in known and m not in args.method_args]
     if unknown:
         raise SweepError(
@@ -612,6 +646,8 @@ def check_args(args) -> None:
                 f"{', '.join(RANDOM_COUNT)}); give --random-count"
             )
         args.random_count = RANDOM_COUNT[args.dataset]
+    if not (args.dry_run or args.status):
+        _check_writable(REPO / args.root)
     if args.slurm and args.gpus:
         raise SweepError("--gpus is for local runs; with --slurm every array task gets --slurm-gpus GPUs (default 1)")
     if args.slurm_gpus < 0:
@@ -635,7 +671,9 @@ def report_failures(total: int, failed: list[Run], echo=print) -> None:
     crashed = [run for run in failed if run.returncode is not None]
     waiting = {}
     for run in failed:
-        if run.returncode is None:
+        if run.returncode is None and run.note.startswith("not started: its folder"):
+            echo(f"# NOT STARTED: {run.note[len('not started: ') :]}")
+        elif run.returncode is None:
             waiting.setdefault(run.needs, []).append(run)
     echo(
         f"# done: {total - len(failed)} of {total} runs succeeded, {len(crashed)} failed, "

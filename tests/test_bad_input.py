@@ -37,6 +37,9 @@ def inputs(tmp_path_factory):
         files[name.split(".")[0]] = root / name
 
     save("no_meta.pth.tar", {"state_dict": saved["state_dict"]})
+    nan_weights = dict(saved["state_dict"])
+    nan_weights["net.fc.weight"] = torch.full_like(nan_weights["net.fc.weight"], float("nan"))
+    save("nan_weights.pth.tar", {**saved, "state_dict": nan_weights})
     save("not_a_dict.pth.tar", torch.ones(3))
     save("strings.pth.tar", {"state_dict": {"net.fc.weight": "not a tensor"}})
     foreign = models.build_model("resnet44s", num_classes=10, in_channels=1).state_dict()
@@ -104,6 +107,8 @@ BOTH = [
     (["--seed", "-1"], ["--seed -1 is outside 0..4294967295"]),
     (["--seed", "8589934592"], ["--seed 8589934592 is outside 0..4294967295"]),
     (["--split_seed", "-1"], ["--split_seed -1 is outside"]),
+    (["--lr", "nan"], ["--lr nan is not a finite number"]),
+    (["--weight_decay", "inf"], ["--weight_decay inf is not a finite number"]),
 ]
 IMP_ONLY = [
     (["--prune_type", "lth"], ["--prune_type 'lth'", "choose from", "rewind_lt"]),
@@ -141,6 +146,9 @@ FORGET_ONLY = [
     (["--indexes_to_replace", "{huge_npy}"], ["holds 9223372036854775813", "far outside"]),
     (["--indexes_to_replace", "99999999999999999999999"], ["holds 99999999999999999999999", "far outside"]),
     (["--train_seed", "-1"], ["--train_seed -1 is outside"]),
+    (["--unlearn", "fisher_new", "--alpha", "-1"], ["--alpha -1.0 is negative"]),
+    (["--unlearn_lr", "nan"], ["--unlearn_lr nan is not a finite number"]),
+    (["--mask", "{nan_weights}"], ["nan_weights.pth.tar", "'net.fc.weight' holds NaN or infinite values"]),
     (["--mask", "{missing}"], ["--mask checkpoint", "no_such_file.pth.tar", "does not exist"]),
     (["--mask", "{random}"], ["--mask checkpoint", "random.bin", "not a checkpoint", "nothing in it was run"]),
     (["--mask", "{truncated}"], ["--mask checkpoint", "truncated.pth.tar", "truncated or corrupt", "intact copy"]),

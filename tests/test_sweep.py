@@ -472,3 +472,36 @@ def test_two_trials_train_two_models_and_give_a_spread_to_a_deterministic_method
     assert sweep.main([*flags, "--status"], echo=lines.append) == 0
     assert lines == ["# prune: 2 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending",
                      "# unlearn: 2 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending"]  # fmt: skip
+
+
+def test_the_grid_is_normalised_and_names_and_roots_are_checked(tmp_path, monkeypatch):
+    lines = dry_run("--root", str(tmp_path), "--rates", "0.5,0.5000001", "--methods", "FT", "--scenarios", "class")
+    assert lines[0] == "# prune: 1 runs, 0 finished (skipped), 1 to run"  # one folder, one rate
+    assert sum("main_forget.py" in line for line in lines) == 3  # seeds 1, 2, 3 at rate 0.5 only
+    assert (
+        len(planned(["--root", str(tmp_path), "--seeds", "2,2", "--methods", "FT", "--rates", "0.5"])["unlearn"]) == 2
+    )
+    with pytest.raises(sweep.SweepError, match="unknown method '../../x'"):
+        sweep.main(["--dry-run", "--methods", "FT", "--method-args", "../../x=--unlearn_lr 1"], echo=lambda _: None)
+    with pytest.raises(sweep.SweepError, match="line break"):
+        sweep.main(["--dry-run", "--root", "a\nb"], echo=lambda _: None)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(sweep.SweepError, match="cannot be created"):
+        sweep.main(["--root", str(blocked / "sw"), "--methods", "FT", "--rates", "0.5"], echo=lambda _: None)
+    monkeypatch.setattr(sweep.os, "access", lambda path, mode: False)  # as a read-only folder is for a non-root user
+    with pytest.raises(sweep.SweepError, match="is not writable"):
+        sweep.main(["--root", str(tmp_path), "--methods", "FT", "--rates", "0.5"], echo=lambda _: None)
+
+
+def test_a_run_stopped_by_sigterm_or_with_only_a_progress_file_is_interrupted(tmp_path):
+    grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0.5", "--scenarios", "class"]
+    grid += ["--methods", "FT", "--seeds", "1,2", "--python", "python"]
+    stopped, progressed = (_unlearn_folder(tmp_path, "FT", seed) for seed in (1, 2))
+    (stopped / "log.txt").write_text(
+        "=== a\nFT epoch 0: loss 1.0\nstopped by SIGTERM during FT epoch 1\n=== exit 143\n"
+    )
+    (progressed / "FT_progress.pth.tar").write_bytes(b"x")  # no log.txt: run by hand, then killed
+    lines = []
+    assert sweep.main([*grid, "--status"], echo=lines.append) == 0
+    assert lines[0] == "# unlearn: 0 finished, 0 conflicting, 0 running, 0 failed, 2 interrupted, 0 pending"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import arg_parser
+import interrupts
 import run_files
 import run_identity
 import unlearn
@@ -121,7 +122,7 @@ def plan(args, log) -> list[AuditRun]:
 def _command(run: AuditRun) -> list[str]:
     """Check the run's folder, record its arguments, and give its command (--resume if it left a checkpoint)."""
     record = run.save_dir / "audit_run.json"  # the arguments that made this folder: reuse only the same run
-    if record.is_file() and json.loads(record.read_text())["args"] != run.args:
+    if record.is_file() and run_files.read_json_record(record, "the audit's run record").get("args") != run.args:
         raise UsageError(f"'{run.save_dir}' holds a run with other arguments (see {record}); use another --save_dir")
     if not record.is_file():
         run.save_dir.mkdir(parents=True, exist_ok=True)
@@ -142,12 +143,15 @@ def ensure_run(run: AuditRun, env: dict | None = None) -> str:
         fix = "remove that folder to rerun it, or use another --save_dir"
         run_identity.require_same(saved, expected, run.files["results"], fix, partial=True)
         return "reused"
+    interrupts.check(f"the audit, before {run.save_dir}")  # a stop starts no new run
     argv = _command(run)
     with open(run.save_dir / "log.txt", "a") as handle:
         handle.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
         handle.flush()
         status = subprocess.call(argv, stdout=handle, stderr=subprocess.STDOUT, env=env)
         handle.write(f"{EXIT_MARK}{status}\n")
+    if status in (128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT):
+        raise interrupts.Stopped(abs(status) % 128, f"the audit's run {run.save_dir} (its progress is saved)")
     if status != 0 or not run.files["outputs"].is_file():
         raise UsageError(f"run {run.save_dir} failed (exit {status}); see {run.save_dir / 'log.txt'}")
     return "resumed" if "--resume" in argv else "ran"

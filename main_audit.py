@@ -38,6 +38,10 @@ def make_parser():
     return parser
 
 
+# run_cli's wording for this script: its output flag, and what to do after a stop (it has no --resume)
+ENDINGS = ("--save_dir", "the finished runs are kept: rerun the same command to continue the audit")
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
     if args.num_models < 2:
@@ -66,4 +70,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, how=ENDINGS)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import dataset
+import interrupts
 import pruner
 import run_files
 from evaluation.distance import effective_parameters, js_divergence, weight_l2
@@ -121,6 +122,7 @@ def measure(runs: list[dict], pairing_key, meter: OutputMeter, log=None) -> list
     """Set ``OUTPUT_METRICS`` on every unlearning run (None where not measured); return (run, reason) for those."""
     skipped, units = [], _units(runs, pairing_key)
     for number, members in enumerate(units.values(), start=1):
+        interrupts.check(f"the distances to Retrain, group {number} of {len(units)}")
         if log is not None:
             log(f"output metrics: group {number} of {len(units)} (setting, inputs, trial), {len(members)} runs")
         for run in members:

@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 import audit_report
+import interrupts
 import output_distance
 import published
 import run_identity
@@ -861,6 +862,7 @@ def build_report(
     runs, problems = load_runs(paths)
     if not runs and not problems:
         raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
+    interrupts.check("report.py, after reading the results")
     if meter is not None:
         skipped = output_distance.measure(runs, _pairing_key, meter, log)
         problems += [f"{_describe(run)}, seed {run['seed']}: no JS/ℓ2 to Retrain, {why}" for run, why in skipped]
@@ -870,6 +872,7 @@ def build_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.md", out / "report.csv"]
+    interrupts.check("report.py, before writing its files")  # a stop writes nothing
     figures = [plot_sparsity(rows, "UA", out / "sparsity_UA.png"), plot_sparsity(rows, "MIA", out / "sparsity_MIA.png")]
     if backdoor_rows:
         atomic_write_text(backdoor_to_csv(backdoor_rows), out / "backdoor.csv")
@@ -996,6 +999,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# run_cli's wording for this script: its output flag, and what to do after a stop (it has no --resume)
+ENDINGS = ("--out", "nothing was written; rerun the same command")
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     by_display = {name: method for method, name in METHOD_NAMES.items()}
@@ -1019,4 +1026,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, how=ENDINGS)

@@ -20,29 +20,30 @@ class UsageError(ValueError):
     """Bad input from the user: the CLI prints its message as one line and exits with status 2."""
 
 
-def run_cli(main, argv=None) -> None:
+RESUMABLE = ("--save_dir", "progress saved: rerun the same command with --resume to continue")
+
+
+def run_cli(main, argv=None, how=RESUMABLE) -> None:
     """Run ``main(argv)`` with graceful stops; every way a run can end is one line and an exit status.
 
     0 done; 2 bad input or an I/O problem (nothing already on disk damaged); 3 the run diverged
     (its results are written, marked so); 128 + n stopped by signal n after saving its progress.
+    ``how``: (the script's output flag, what to do after a stop), for scripts without --save_dir/--resume.
     """
     import interrupts  # imported here: utils is imported by every module, interrupts by few
 
+    output_flag, after_stop = how
     try:
         with interrupts.graceful_stop():
             main(argv)
     except UsageError as err:
         _fail(f"error: {err}", 2)
     except OSError as err:
-        _fail(f"error: {describe_os_error(err)}", 2)
+        _fail(f"error: {describe_os_error(err, output_flag, resumable=how == RESUMABLE)}", 2)
     except interrupts.Diverged as err:
         _fail(f"error: {err}", 3)
     except interrupts.Stopped as err:
-        _fail(
-            f"stopped by {signal_name(err.signum)} during {err.where}; progress saved: rerun the same command "
-            f"with --resume to continue",
-            err.exit_status,
-        )
+        _fail(f"stopped by {signal_name(err.signum)} during {err.where}; {after_stop}", err.exit_status)
 
 
 def _fail(line: str, status: int) -> None:
@@ -59,7 +60,7 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def describe_os_error(err: OSError) -> str:
+def describe_os_error(err: OSError, output_flag: str = "--save_dir", resumable: bool = True) -> str:
     """One line for a failed read or write: the file, what the system said, and what to do."""
     import errno
 
@@ -68,14 +69,16 @@ def describe_os_error(err: OSError) -> str:
         reason = err.strerror or os.strerror(err.errno)
     else:
         reason = str(err)
+    other = f"(or choose another {output_flag})"
     advice = {
-        errno.ENOSPC: "free some space (or choose another --save_dir)",
-        errno.EDQUOT: "free some of your quota (or choose another --save_dir)",
-        errno.EROFS: "choose a writable --save_dir",
-        errno.EACCES: "fix the folder's permissions (or choose another --save_dir)",
-        errno.EPERM: "fix the folder's permissions (or choose another --save_dir)",
+        errno.ENOSPC: f"free some space {other}",
+        errno.EDQUOT: f"free some of your quota {other}",
+        errno.EROFS: f"choose a writable {output_flag}",
+        errno.EACCES: f"fix the folder's permissions {other}",
+        errno.EPERM: f"fix the folder's permissions {other}",
     }.get(err.errno, "fix the problem")
-    return f"cannot write or read {where}: {reason}; {advice}, then rerun the same command (add --resume to continue)"
+    rerun = "rerun the same command (add --resume to continue)" if resumable else "rerun the same command"
+    return f"cannot write or read {where}: {reason}; {advice}, then {rerun}"
 
 
 def log(line: str) -> None:

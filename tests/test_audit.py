@@ -214,6 +214,15 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     text = (tmp_path / "report" / "report.md").read_text()
     assert "## Per-example audit" in text and text.count("| digits | class 3 (") == 2
 
+    # damaged files in the folder: one line and exit 2 each, never a traceback
+    result = tmp_path / "raw" / "seed1" / "raw_eval.json"
+    result.write_text(result.read_text()[:40])  # truncated
+    with pytest.raises(UsageError, match="raw_eval.json' cannot be read"):
+        main_audit.main(argv)
+    (tmp_path / "raw" / "seed1" / "audit_run.json").write_text("{not json")
+    with pytest.raises(UsageError, match="audit_run.json' cannot be read"):
+        main_audit.main(argv)
+
 
 def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
     args = main_audit.make_parser().parse_args(
@@ -261,3 +270,19 @@ def test_the_report_names_how_the_forget_set_was_chosen():
     assert title({"forget": {"class_to_replace": 2, "num_indexes_to_replace": None}}, {}) == "class 2"
     assert title({"forget": {"class_to_replace": 2, "num_indexes_to_replace": 40}}, {}) == "part of class 2"
     assert title({}, {"scenario": "indices"}) == "indices"  # an audit written before the field existed
+
+
+def test_a_stop_signal_starts_no_further_run_and_exits_143(trained_mask, tmp_path, monkeypatch, capsys):
+    import signal
+
+    import interrupts
+    import utils
+
+    monkeypatch.setattr(interrupts, "requested", lambda: signal.SIGTERM)
+    argv = ["--mask", str(trained_mask), "--unlearn", "raw", "-N", "2", "--save_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        argv += ["--run-args", RUN_ARGS, "--class_to_replace", "3"]
+        utils.run_cli(main_audit.main, argv, how=main_audit.ENDINGS)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 143 and len(err) == 1 and "rerun the same command" in err[0]
+    assert not list(tmp_path.glob("*/seed*/log.txt"))  # no run was started

@@ -381,3 +381,20 @@ def test_published_csv_keeps_its_header_when_nothing_matches(tmp_path):
     report.build_report([tmp_path / "runs"], tmp_path / "out", with_published=True)
     header = (tmp_path / "out" / "published.csv").read_text().splitlines()
     assert header[0].split(",")[:3] == ["dataset", "arch", "scenario"] and len(header) == 1
+
+
+def test_a_stop_signal_ends_report_py_with_143_and_writes_nothing(two_methods, tmp_path, monkeypatch, capsys):
+    import signal
+
+    import interrupts
+    import utils
+
+    monkeypatch.setattr(interrupts, "requested", lambda: signal.SIGTERM)
+    with pytest.raises(SystemExit) as exit_info:
+        argv = [str(two_methods), "--out", str(tmp_path / "out"), "--no-output-metrics"]
+        utils.run_cli(report.main, argv, how=report.ENDINGS)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        exit_info.value.code == 143 and len(err) == 1 and "nothing was written" in err[0] and "--resume" not in err[0]
+    )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

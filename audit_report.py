@@ -12,27 +12,69 @@ from pathlib import Path
 
 import numpy as np
 
-from utils import UsageError
+MAX_MODELS = 10_000  # far above any audit run here; a larger count is a damaged file, not an audit
 
 
 def find_audits(paths) -> list[Path]:
     found = set()
     for path in map(Path, paths):
         if path.is_dir():
-            found.update(path.rglob("*_audit.json"))
+            found.update(p for p in path.rglob("*_audit.json") if p.is_file())
         elif path.name.endswith("_audit.json"):
             found.add(path)
     return sorted(found)
 
 
 def _evals(save_dir: Path, method: str, count: int) -> list[dict]:
-    """The _eval.json of the runs seed1..seedN of one side (those present)."""
+    """The _eval.json of the runs seed1..seedN of one side (those present and readable)."""
     files = [save_dir / method / f"seed{seed}" / f"{method}_eval.json" for seed in range(1, count + 1)]
-    return [json.loads(file.read_text()) for file in files if file.is_file()]
+    records = []
+    for file in files:
+        try:
+            record = json.loads(file.read_text()) if file.is_file() else None
+        except (OSError, ValueError, RecursionError):
+            record = None  # the usual table lists it under Problems
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def _mean(records: list[dict], key: str) -> float:
-    return float(np.mean([record[key] for record in records])) if records else float("nan")
+    values = [record[key] for record in records if _is_number(record.get(key))]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check(audit) -> None:
+    """A ValueError naming the first field of an audit result that is missing or not what main_audit.py writes."""
+    if not isinstance(audit, dict):
+        raise ValueError("not a JSON object")
+    count = audit.get("num_models")
+    if not isinstance(audit.get("method"), str) or not isinstance(count, int) or isinstance(count, bool):
+        raise ValueError(f"'method' {audit.get('method')!r} / 'num_models' {count!r} are not a name and a count")
+    if not 2 <= count <= MAX_MODELS:
+        raise ValueError(f"'num_models' is {count}, outside 2..{MAX_MODELS}")
+    versus = audit.get("method_vs_retrain")
+    needed = {f"method_vs_retrain.attack_accuracy.{key}": _dig(versus, "attack_accuracy", key) for key in QUANTILES}
+    needed["method_vs_retrain.epsilon.mean"] = _dig(versus, "epsilon", "mean")
+    needed["method_vs_retrain.largest_measurable_epsilon"] = _dig(versus, "largest_measurable_epsilon")
+    if "noise_floor" not in audit or audit["noise_floor"] is not None:  # None: too few runs for a floor
+        needed["noise_floor.attack_accuracy.mean"] = _dig(audit.get("noise_floor"), "attack_accuracy", "mean")
+    missing = [name for name, value in needed.items() if not _is_number(value)]
+    if missing:
+        raise ValueError(f"'{missing[0]}' is missing or not a number")
+
+
+QUANTILES = ("mean", "q10", "q90")
+
+
+def _dig(value, *keys):
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def forget_title(audit: dict, first: dict) -> str:
@@ -47,13 +89,14 @@ def forget_title(audit: dict, first: dict) -> str:
 
 
 def audit_row(path: Path) -> dict:
-    """One audit's numbers and setting, from its JSON and its runs' evaluation files."""
+    """One audit's numbers and setting, from its JSON and its runs' evaluation files (ValueError: unusable)."""
     try:
         audit = json.loads(path.read_text())
-        method, count = audit["method"], audit["num_models"]
-        versus, floor = audit["method_vs_retrain"], audit["noise_floor"]
-    except (OSError, ValueError, KeyError) as error:
-        raise UsageError(f"'{path}' is not a main_audit.py result ({error}); remove it or rerun the audit") from None
+        _check(audit)
+    except (OSError, ValueError, RecursionError) as error:
+        raise ValueError(f"not a main_audit.py result ({error}); remove it or rerun the audit") from None
+    method, count = audit["method"], audit["num_models"]
+    versus, floor = audit["method_vs_retrain"], audit["noise_floor"]
     runs, retrain = _evals(path.parent, method, count), _evals(path.parent, "retrain", count)
     first = (runs or retrain or [{}])[0]
     return {

@@ -191,7 +191,7 @@ def parse_backdoor(record: dict, path: Path) -> dict:
     run = _common_fields(record, path, "backdoor")
     poisoned = record.get("poisoned_indices")
     run["num_poisoned"] = len(poisoned) if isinstance(poisoned, list) else None
-    run["target"] = record["args"].get("class_to_replace")
+    run["target"] = _field(record["args"], "class_to_replace", int)  # the grouping key: an int, not a list
     for key in BACKDOOR_METRICS:
         run[key] = _percentage(record, key)
     return run
@@ -880,8 +880,13 @@ def build_report(
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
     effects = sparsity_effects(runs)
+    audits = []
+    for path in audit_report.find_audits(paths):
+        try:
+            audits.append(audit_report.audit_row(path))
+        except ValueError as err:
+            problems.append(f"{path}: unusable audit result, skipped ({err})")
     text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects)
-    audits = [audit_report.audit_row(path) for path in audit_report.find_audits(paths)]
     if audits:
         text += "\n## Per-example audit (main_audit.py)\n\n" + AUDIT_NOTE + audit_report.audit_markdown(audits)
     comparison = []

@@ -398,3 +398,48 @@ def test_a_stop_signal_ends_report_py_with_143_and_writes_nothing(two_methods, t
         exit_info.value.code == 143 and len(err) == 1 and "nothing was written" in err[0] and "--resume" not in err[0]
     )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+AUDIT = {
+    "method": "FT",
+    "num_models": 2,
+    "method_vs_retrain": {
+        "attack_accuracy": {"mean": 0.7, "q10": 0.5, "q90": 0.9},
+        "epsilon": {"mean": 1.0},
+        "largest_measurable_epsilon": 2.0,
+    },
+    "noise_floor": None,
+}
+
+
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"num_models": "2"}, "'num_models' '2'"),
+        ({"num_models": 10**10}, "'num_models' is 10000000000, outside 2..10000"),
+        ({"method_vs_retrain": {"attack_accuracy": {"mean": 0.7, "q10": 0.5, "q90": 0.9}}}, "epsilon.mean"),
+        ({"noise_floor": {"attack_accuracy": {}}}, "noise_floor.attack_accuracy.mean"),
+    ],
+)
+def test_a_damaged_audit_result_is_a_problem_and_the_report_goes_on(two_methods, tmp_path, change, words):
+    (two_methods / "FT_audit.json").write_text(json.dumps({**AUDIT, **change}))
+    result = report.build_report([two_methods], tmp_path / "out")
+    assert result["audits"] == [] and len(result["rows"]) == 2
+    assert any("FT_audit.json: unusable audit result" in p and words in p for p in result["problems"])
+
+
+def test_a_backdoor_record_whose_target_is_a_list_is_a_problem(tmp_path):
+    write_backdoor(tmp_path, "FT", 1, sa_after=90, asr_after=10)
+    (path,) = tmp_path.rglob("FT_backdoor.json")
+    record = json.loads(path.read_text())
+    record["args"]["class_to_replace"] = [0, 1]
+    path.write_text(json.dumps(record))
+    runs, problems = report.load_runs([tmp_path])
+    assert runs == [] and len(problems) == 1 and "'class_to_replace' is [0, 1], not an integer" in problems[0]
+
+
+def test_a_well_formed_audit_result_is_read(two_methods, tmp_path):
+    (two_methods / "FT_audit.json").write_text(json.dumps(AUDIT))
+    result = report.build_report([two_methods], tmp_path / "out")
+    (row,) = result["audits"]
+    assert (row["method"], row["N"], row["accuracy"]["mean"], row["floor"]) == ("FT", 2, 0.7, None)

@@ -135,10 +135,7 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
     files["progress"].unlink(missing_ok=True)  # superseded by the finished checkpoint
     interrupts.check("the evaluation (the unlearning step is saved)")
     sets = (model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class)
-    if stats.get("diverged"):
-        evaluation = evaluate_diverged(*sets, log=log)
-    else:
-        evaluation = evaluate(*sets, done=done, log=log)
+    evaluation = _evaluate(sets, done, stats, log)
     save(evaluation)
     results = run_files.write_eval_results(
         files["results"], args, method, data, forget, model, evaluation, rte_min, stats, identity
@@ -148,14 +145,21 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
         log(f"per-example outputs -> {files['outputs']}")
     if stats.get("diverged"):
         at = stats["diverged"]
-        raise Diverged(
-            at["what"],
-            at["epoch"],
-            at["lr"],
-            f"results in {files['results']} (marked diverged); try a smaller "
-            f"{'--alpha' if at['epoch'] is None else '--unlearn_lr'}",
-        )
+        smaller = "--unlearn_lr" if at["epoch"] is not None else "--alpha (FF, IU) or --unlearn_lr"
+        advice = f"results in {files['results']} (marked diverged); try a smaller {smaller}"
+        raise Diverged(at["what"], at["epoch"], at["lr"], advice)
     return results
+
+
+def _evaluate(sets, done, stats, log) -> dict:
+    """The evaluation; a divergence the loop could not see (finite weights, non-finite outputs) is recorded
+    in ``stats`` and the run measured as diverged."""
+    if not stats.get("diverged"):
+        try:
+            return evaluate(*sets, done=done, log=log)
+        except Diverged as err:
+            stats["diverged"] = err.record()
+    return evaluate_diverged(*sets, log=log)
 
 
 def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, identity, log):

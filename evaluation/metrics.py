@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from evaluation import mia
+from interrupts import Diverged
 from trainer import predict, weights_are_finite
 
 
@@ -34,14 +35,25 @@ def test_indices(data, forgotten_class):
     return np.flatnonzero(labels != forgotten_class)
 
 
+OUTPUTS_DIVERGED = "the model's outputs"  # what a divergence found only in the outputs is called
+
+
 def _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class):
-    """Probabilities and labels of D_r, D_f, validation and test (test transform; test without a forgotten class)."""
-    return {
+    """Probabilities and labels of D_r, D_f, validation and test (test transform; test without a forgotten class).
+
+    Finite weights can still overflow to infinite logits (a huge gradient-ascent step): then the outputs
+    are not finite, no accuracy or attack is meaningful, and ``Diverged`` is raised here, where they are made.
+    """
+    sets = {
         "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),
         "forget": probabilities(model, data.eval_batches("train", forget_indices), runtime),
         "val": probabilities(model, data.eval_batches("val"), runtime),
         "test": probabilities(model, data.eval_batches("test", test_indices(data, forgotten_class)), runtime),
     }
+    bad = [name for name, (probs, _) in sets.items() if not np.isfinite(probs).all()]
+    if bad:
+        raise Diverged(f"{OUTPUTS_DIVERGED} on {'/'.join(bad)}")
+    return sets
 
 
 def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, log=print):
@@ -52,7 +64,11 @@ def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forg
     if not weights_are_finite(model):
         log("accuracy: not measured, the weights are not finite")
         return results
-    sets = _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class)
+    try:
+        sets = _probabilities_of_subsets(model, data, forget_indices, retain_indices, runtime, forgotten_class)
+    except Diverged:
+        log("accuracy: not measured, the outputs are not finite")
+        return results
     accuracy = {name: _accuracy(value) for name, value in sets.items()}
     results.update(accuracy=accuracy, UA=100.0 - accuracy["forget"], RA=accuracy["retain"], TA=accuracy["test"])
     log(f"accuracy: retain {accuracy['retain']:.2f}%  forget {accuracy['forget']:.2f}%  test {accuracy['test']:.2f}%")

@@ -67,6 +67,20 @@ def test_fisher_forgetting_with_huge_alpha_diverges_on_the_weights(mask, tmp_pat
     assert results["diverged"] and results["UA"] is None and results["accuracy"] is None
 
 
+def test_finite_weights_whose_outputs_overflow_are_a_divergence_not_a_traceback(mask, tmp_path, capsys):
+    """A huge gradient-ascent step can leave finite weights whose logits overflow: the attack would get NaN
+    features; the run is diverged instead (exit 3, results written and marked)."""
+    saved = torch.load(mask, weights_only=True)
+    saved["state_dict"]["net.fc.weight"] = torch.full_like(saved["state_dict"]["net.fc.weight"], 3e38)
+    torch.save(saved, tmp_path / "overflowing.pth.tar")
+    out = tmp_path / "raw"
+    status, err = cli(main_forget.main, forget_args(tmp_path / "overflowing.pth.tar", out, "raw"), capsys)
+    assert status == 3 and len(err) == 1 and "the model's outputs on" in err[0] and "diverged" in err[0]
+    assert "Traceback" not in err[0]
+    results = json.loads((out / "raw_eval.json").read_text())
+    assert results["diverged"] and results["MIA_efficacy"] is None and results["accuracy"] is None
+
+
 def test_diverging_training_is_recorded_and_exits_3(tmp_path, capsys):
     out = tmp_path / "imp"
     argv = [*ARCH, "--epochs", "3", "--lr", "1e6", "--pruning_times", "1", "--save_dir", str(out)]

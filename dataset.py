@@ -7,6 +7,7 @@ process is needed. Readers for the standard on-disk layouts fill that tensor onc
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import pickle
 import shutil
@@ -96,22 +97,26 @@ def _read_cifar_batch(path: Path, label_key: str):
 
 
 def _fetch_or_undo(fetch, folder: Path) -> None:
-    """Run ``fetch`` (a download into ``folder``); when it fails, remove what it left behind.
+    """Run ``fetch`` (a download into ``folder``); when it fails, remove what it left behind, and only that.
 
-    torchvision creates the folder and writes the archive as it arrives, so a failed download
-    would otherwise leave new folders and a partial file on disk.
+    torchvision creates the folder and writes the archive as it arrives, so a failed download would
+    otherwise leave new folders and a partial file on disk. What is removed: the entries of ``folder``
+    that were not there before, then each folder the download created, only if it is empty now (another
+    process may have written beside it meanwhile: its files, and the folders holding them, stay).
     """
-    first_new = next((path for path in [*reversed(folder.parents), folder] if not path.exists()), None)
+    created = [path for path in [*reversed(folder.parents), folder] if not path.exists()]
     before = set(folder.iterdir()) if folder.is_dir() else set()
     try:
         fetch()
     except Exception:
-        leftovers = [first_new] if first_new is not None else sorted(set(folder.iterdir()) - before)
-        for path in leftovers:
+        for path in sorted(set(folder.iterdir()) - before) if folder.is_dir() else []:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+        for path in reversed(created):  # deepest first
+            with contextlib.suppress(OSError):  # not empty (another process's files) or already gone
+                path.rmdir()
         raise
 
 

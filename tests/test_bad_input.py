@@ -260,3 +260,25 @@ def test_real_processes_exit_2_with_one_line_and_no_traceback(inputs, tmp_path):
         _, err = process.communicate(timeout=300)
         assert_refused(process.returncode, err.decode(), words)
     assert snapshot(tmp_path, inputs["omp"].parent) == before
+
+
+def test_a_failed_download_keeps_what_another_process_wrote_beside_it(inputs, tmp_path, capsys, monkeypatch):
+    """Two array tasks start from an empty --data: one's failed download must not delete the other's files."""
+    import torchvision
+
+    new = tmp_path / "NEW"
+
+    class FailingDownload:
+        def __init__(self, root, download=False, **_):
+            Path(root).mkdir(parents=True, exist_ok=True)
+            (new / "other_result.txt").write_text("written by another process meanwhile")
+            (Path(root) / "cifar-10-python.tar.gz").write_bytes(b"the first bytes")
+            raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FailingDownload)
+    argv = [*IMP, "--save_dir", str(tmp_path / "out"), "--dataset", "cifar10", "--data", str(new / "data")]
+    with pytest.raises(SystemExit) as exit_info:
+        utils.run_cli(main_imp.main, argv)
+    assert_refused(exit_info.value.code, capsys.readouterr().err, ["download failed"])
+    assert (new / "other_result.txt").read_text() == "written by another process meanwhile"
+    assert not (new / "data").exists()  # what the download made is gone, and only that

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from run_identity import BACKDOOR, SYNFLOW, TRAINING, UNLEARNING
-from utils import UsageError
+from utils import UsageError, one_line
 
 # Which kinds of run each flag defines (run_identity.py): the flags of a run's identity are read from
 # here, so a flag is declared once, with its kinds, in the group below that adds it.
@@ -30,7 +30,7 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line on stderr and exit status 2 (argparse's own usage block dropped)."""
 
     def error(self, message):
-        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+        self.exit(2, one_line(f"error: {message}; see {self.prog} --help") + "\n")
 
 
 def _int_or_none(text: str):

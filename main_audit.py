@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 
+import arg_parser
 import audit
+import audit_report
 from utils import UsageError, log, run_cli
 
 
 def make_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mask", required=True, help="mask file to unlearn from (as main_forget.py --mask)")
     parser.add_argument("--unlearn", required=True, help="the method to audit (a main_forget.py --unlearn name)")
     parser.add_argument("-N", "--num_models", type=int, default=4, help="runs per side, seeds 1..N (default 4)")
@@ -38,16 +40,26 @@ def make_parser():
     return parser
 
 
+MAX_MODELS = audit_report.MAX_MODELS  # what report.py reads back
+MAX_JOBS = 1024
+
+
 # run_cli's wording for this script: its output flag, and what to do after a stop (it has no --resume)
 ENDINGS = ("--save_dir", "the finished runs are kept: rerun the same command to continue the audit")
 
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    if args.num_models < 2:
-        raise UsageError(f"-N {args.num_models}: the leave-one-model-out test needs at least 2 runs per side")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs}: give 1 or more runs at once")
+    if not 2 <= args.num_models <= MAX_MODELS:
+        raise UsageError(
+            f"-N {args.num_models}: give 2..{MAX_MODELS} runs per side (the leave-one-model-out test needs 2)"
+        )
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs {args.jobs}: give 1..{MAX_JOBS} runs at once")
+    if not 1 <= args.forget_seed <= 2**32:  # the draw uses RandomState(forget_seed - 1), as main_forget.py's
+        raise UsageError(f"--forget_seed {args.forget_seed} is out of range; give 1..{2**32}")
+    if args.class_to_replace < -1:
+        raise UsageError(f"--class_to_replace {args.class_to_replace}: give a class, or -1 for random forgetting")
     if args.class_to_replace == -1 and args.num_indexes_to_replace is None:
         raise UsageError("--class_to_replace -1 (random forgetting) needs --num_indexes_to_replace")
     if args.slurm:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+import arg_parser
 import audit_report
 import interrupts
 import output_distance
@@ -953,7 +954,7 @@ def _flat_list(values, kind, flag):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "result_dirs",
         nargs="+",

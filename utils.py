@@ -46,8 +46,13 @@ def run_cli(main, argv=None, how=RESUMABLE) -> None:
         _fail(f"stopped by {signal_name(err.signum)} during {err.where}; {after_stop}", err.exit_status)
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped (a path holding a newline must not break the one line)."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _fail(line: str, status: int) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(one_line(line), file=sys.stderr, flush=True)
     sys.exit(status)
 
 

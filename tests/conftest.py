@@ -4,6 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# `pytest --hypothesis-profile thorough` runs the generated hostile-input tests much longer (by hand).
+settings.register_profile("thorough", max_examples=2000, deadline=None)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -26,11 +26,13 @@ def make_parser():
 def main(argv=None):
     args = make_parser().parse_args(argv)
     pruning_rounds.validate(args)
-    runtime, data, model, resume, identity = pruning_rounds.set_up(args)
-    with pruning_rounds.open_save_dir(args):
-        log(f"{pruning_rounds.describe_data(data, args, runtime)}, {args.pruning_times} round(s) at rate {args.rate}")
-        meta = {**model_meta(args, data), "identity": identity}
-        rounds = pruning_rounds.run_imp(args, data, model, runtime, log=log, meta=meta, resume=resume)
+    with pruning_rounds.folder_lock(args) as lock:
+        runtime, data, model, resume, identity = pruning_rounds.set_up(args)
+        with pruning_rounds.open_save_dir(args, lock):
+            described = pruning_rounds.describe_data(data, args, runtime)
+            log(f"{described}, {args.pruning_times} round(s) at rate {args.rate}")
+            meta = {**model_meta(args, data), "identity": identity}
+            rounds = pruning_rounds.run_imp(args, data, model, runtime, log=log, meta=meta, resume=resume)
     for result in rounds:
         print(pruning_rounds.describe_round(result))
 

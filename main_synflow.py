@@ -32,18 +32,19 @@ def make_parser():
 def main(argv=None):
     args = make_parser().parse_args(argv)
     pruning_rounds.validate(args)
-    runtime, data, model, resume, identity = pruning_rounds.set_up(args, run_identity.SYNFLOW)
-    with pruning_rounds.open_save_dir(args):
-        if resume is None:  # a resumed run has its SynFlow mask in the checkpoint
-            kept = pruner.synflow_prune(model, args.rate, tuple(data.train_images.shape[1:]), SYNFLOW_ITERATIONS)
-            log(
-                f"SynFlow: {SYNFLOW_ITERATIONS} data-free iterations pruned to {kept[-1]} conv weights "
-                f"({100 * pruner.remaining_weight_ratio(model):.2f}% remain)"
-            )
-        log(f"{pruning_rounds.describe_data(data, args, runtime)}, {args.pruning_times} round(s)")
-        meta = {**model_meta(args, data), "pruning": "synflow", "synflow_iterations": SYNFLOW_ITERATIONS}
-        meta["identity"] = identity
-        rounds = pruning_rounds.run_imp(args, data, model, runtime, log=log, meta=meta, resume=resume)
+    with pruning_rounds.folder_lock(args) as lock:
+        runtime, data, model, resume, identity = pruning_rounds.set_up(args, run_identity.SYNFLOW)
+        with pruning_rounds.open_save_dir(args, lock):
+            if resume is None:  # a resumed run has its SynFlow mask in the checkpoint
+                kept = pruner.synflow_prune(model, args.rate, tuple(data.train_images.shape[1:]), SYNFLOW_ITERATIONS)
+                log(
+                    f"SynFlow: {SYNFLOW_ITERATIONS} data-free iterations pruned to {kept[-1]} conv weights "
+                    f"({100 * pruner.remaining_weight_ratio(model):.2f}% remain)"
+                )
+            log(f"{pruning_rounds.describe_data(data, args, runtime)}, {args.pruning_times} round(s)")
+            meta = {**model_meta(args, data), "pruning": "synflow", "synflow_iterations": SYNFLOW_ITERATIONS}
+            meta["identity"] = identity
+            rounds = pruning_rounds.run_imp(args, data, model, runtime, log=log, meta=meta, resume=resume)
     for result in rounds:
         print(pruning_rounds.describe_round(result))
     return rounds

@@ -68,14 +68,19 @@ def set_up(args, kind: str = run_identity.TRAINING):
     return runtime, data, model, resume, identity
 
 
-@contextlib.contextmanager
-def open_save_dir(args):
-    """For the run's lifetime: create --save_dir, hold its lock, refuse to overwrite another run, write args.json."""
-    save_dir = arg_parser.check_save_dir(args.save_dir)
+def folder_lock(args) -> run_files.FolderLock:
+    """The run's lock on --save_dir, taken at once when the folder exists (see ``run_files.FolderLock``)."""
     refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)  # noqa: E731
-    with run_files.run_lock(save_dir, "imp", check=refuse):
-        run_files.save_args(args, save_dir)
-        yield save_dir
+    return run_files.FolderLock(args.save_dir, "imp", check=refuse)
+
+
+@contextlib.contextmanager
+def open_save_dir(args, lock: run_files.FolderLock):
+    """Once every input is checked: create --save_dir, hold its lock (``lock``), write args.json."""
+    save_dir = arg_parser.check_save_dir(args.save_dir)
+    lock.hold()
+    run_files.save_args(args, save_dir)
+    yield save_dir
 
 
 def describe_data(data, args, runtime) -> str:

@@ -88,6 +88,28 @@ def run_lock(save_dir, name: str, check=None):
         handle.close()
 
 
+class FolderLock:
+    """``run_lock`` taken as early as it can be: at once when ``save_dir`` exists already (a sweep or audit
+    made it, so ``--status`` sees a run that is still loading its data as running), else by ``hold()`` once
+    every input is checked and the folder is created."""
+
+    def __init__(self, save_dir, name: str, check=None):
+        self.args, self._held = (save_dir, name, check), None
+
+    def __enter__(self):
+        if Path(self.args[0]).is_dir():
+            self.hold()
+        return self
+
+    def hold(self) -> None:
+        if self._held is None:
+            self._held = run_lock(*self.args)
+            self._held.__enter__()
+
+    def __exit__(self, *exc):
+        return self._held.__exit__(*exc) if self._held is not None else False
+
+
 def _locked_file(path: Path, save_dir):
     """``path`` opened and exclusively flocked, and still the file that ``path`` names."""
     while True:

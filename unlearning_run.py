@@ -95,15 +95,16 @@ def run(args, log) -> dict:
     files = run_files.unlearning_files(args.save_dir, args.unlearn)
     if args.resume and not files["checkpoint"].is_file() and not files["progress"].is_file():
         raise UsageError(f"--resume: nothing to resume, '{files['checkpoint']}' does not exist; drop --resume")
-    runtime = make_runtime(args)
-    data = dataset.load_data(args, runtime.device)
-    forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
-    model = prepare_model(args, data, method, state_dict, runtime)
-    identity = unlearning_identity(args, checkpoint, state_dict, forget)
-    arg_parser.check_save_dir(args.save_dir)
     names = [files["checkpoint"].name, files["progress"].name]
     refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
-    with run_files.run_lock(args.save_dir, args.unlearn, check=refuse):
+    with run_files.FolderLock(args.save_dir, args.unlearn, check=refuse) as lock:
+        runtime = make_runtime(args)
+        data = dataset.load_data(args, runtime.device)
+        forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
+        model = prepare_model(args, data, method, state_dict, runtime)
+        identity = unlearning_identity(args, checkpoint, state_dict, forget)
+        arg_parser.check_save_dir(args.save_dir)
+        lock.hold()
         return _run_locked(args, method, data, forget, model, runtime, files, identity, log)
 
 

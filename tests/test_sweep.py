@@ -505,3 +505,29 @@ def test_a_run_stopped_by_sigterm_or_with_only_a_progress_file_is_interrupted(tm
     lines = []
     assert sweep.main([*grid, "--status"], echo=lines.append) == 0
     assert lines[0] == "# unlearn: 0 finished, 0 conflicting, 0 running, 0 failed, 2 interrupted, 0 pending"
+
+
+def test_a_run_still_loading_its_data_holds_its_lock_and_shows_as_running(tmp_path, monkeypatch):
+    """The sweep makes the run's folder first, so the run takes its lock before it loads the data."""
+    import torch
+
+    import dataset
+    import main_forget
+
+    grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0", "--scenarios", "class"]
+    grid += ["--methods", "FT", "--seeds", "1", "--python", "python", "--prune-seed", "2"]
+    (run,) = planned(grid)["unlearn"]
+    (tmp_path / run.save_dir).mkdir(parents=True)
+    seen = []
+
+    def loading(*_args, **_kwargs):  # the moment the data is being read
+        seen.append(sweep.run_state(run, tmp_path))
+        raise KeyboardInterrupt  # stands for the rest of the run
+
+    monkeypatch.setattr(dataset, "load_data", loading)
+    mask = Path(run.argv[run.argv.index("--mask") + 1])
+    mask.parent.mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, mask)  # read before the data: any tensors will do
+    with pytest.raises(KeyboardInterrupt):
+        main_forget.main([str(arg) for arg in run.argv[3:]])
+    assert seen == ["running"] and sweep.run_state(run, tmp_path) == "pending"  # released when it ended

@@ -33,6 +33,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, one_line(f"error: {message}; see {self.prog} --help") + "\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written; every flag's default shown, unless its help states it already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def _int_or_none(text: str):
     return None if text in ("None", "none", "") else int(text)
 
@@ -130,12 +140,15 @@ def add_run_args(parser, save_dir_default="results"):
     return group
 
 
-def add_train_args(parser):
-    group = parser.add_argument_group("train")
-    add(group, "--lr", defines=TRAINS, type=float, default=0.1, help="learning rate (default 0.1)")
+def add_train_args(parser, unlearning: bool = False):
+    """The optimiser's flags; ``unlearning``: without --lr and --epochs (unlearning has its own)."""
+    group = parser.add_argument_group("train" if not unlearning else "optimiser (also used by unlearning)")
+    if not unlearning:
+        add(group, "--lr", defines=TRAINS, type=float, default=0.1, help="learning rate")
     add(group, "--momentum", defines=EVERY_RUN, type=float, default=0.9, help="SGD momentum")
     add(group, "--weight_decay", defines=EVERY_RUN, type=float, default=5e-4, help="SGD weight decay")
-    add(group, "--epochs", defines=TRAINS, type=int, default=182, help="epochs per training round")
+    if not unlearning:
+        add(group, "--epochs", defines=TRAINS, type=int, default=182, help="epochs per training round")
     add(group, "--warmup", defines=EVERY_RUN, type=int, default=0, help="epochs of linear learning-rate warm-up")
     add(
         group,
@@ -228,6 +241,25 @@ def add_attack_args(parser):
         help="trigger intensity in [0, 1] (0 = black)",
     )
     return group
+
+
+def add_unused_args(parser, unused: dict[str, str]) -> None:
+    """Flags of the original's one shared parser that this script accepts but does not use
+    (``{flag: what it uses instead}``), so the original's command lines and wrappers still run."""
+    group = parser.add_argument_group("accepted for compatibility with the original's command lines (not used)")
+    for flag, instead in unused.items():
+        group.add_argument(flag, default=argparse.SUPPRESS, nargs="?", metavar="VALUE", help=f"not used: {instead}")
+
+
+def warn_unused(args, script: str, unused: dict[str, str]) -> None:
+    """One warning line per unused flag that was given (never silently ignored); it is then dropped from ``args``."""
+    import sys
+
+    for flag, instead in unused.items():
+        dest = flag.lstrip("-").replace("-", "_")
+        if hasattr(args, dest):
+            print(one_line(f"warning: {flag} is not used by {script}; {instead}"), file=sys.stderr, flush=True)
+            delattr(args, dest)
 
 
 def parse_milestones(text: str) -> list[int]:

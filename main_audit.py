@@ -12,8 +12,6 @@ computes the audit. Definitions: docs/usage.md, "main_audit.py".
 
 from __future__ import annotations
 
-import argparse
-
 import arg_parser
 import audit
 import audit_report
@@ -21,7 +19,7 @@ from utils import UsageError, log, run_cli
 
 
 def make_parser():
-    parser = arg_parser.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
     parser.add_argument("--mask", required=True, help="mask file to unlearn from (as main_forget.py --mask)")
     parser.add_argument("--unlearn", required=True, help="the method to audit (a main_forget.py --unlearn name)")
     parser.add_argument("-N", "--num_models", type=int, default=4, help="runs per side, seeds 1..N (default 4)")

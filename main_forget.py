@@ -16,11 +16,11 @@ from utils import log, run_cli
 
 
 def make_parser():
-    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
     arg_parser.add_data_args(parser)
     arg_parser.add_model_args(parser)
     arg_parser.add_run_args(parser, save_dir_default="runs/unlearn")
-    arg_parser.add_train_args(parser)
+    arg_parser.add_train_args(parser, unlearning=True)
     unlearn_group = arg_parser.add_unlearn_args(parser)
     unlearn_group.add_argument(
         "--save_outputs",
@@ -28,11 +28,24 @@ def make_parser():
         help="also write {save_dir}/{unlearn}_outputs.npz: logits of every forget example and of a fixed "
         "1000-example test sample, with their indices and labels (the input of main_audit.py)",
     )
+    arg_parser.add_unused_args(parser, UNUSED)
     return parser
+
+
+# What the original's shared parser accepted and this script does not use, with what it uses instead.
+FROM_MASK = "the sparsity and the trained weights come from --mask"
+UNUSED = {
+    "--lr": "unlearning uses --unlearn_lr",
+    "--epochs": "unlearning uses --unlearn_epochs",
+    **dict.fromkeys(["--rate", "--pruning_times", "--prune_type", "--rewind_epoch", "--rewind_pth"], FROM_MASK),
+    "--random_prune": FROM_MASK,
+    "--prune": FROM_MASK,
+}
 
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    arg_parser.warn_unused(args, "main_forget.py", UNUSED)
     unlearning_run.validate(args)
     results = unlearning_run.run(args, log)
     written = run_files.unlearning_files(args.save_dir, args.unlearn)["results"]

@@ -14,7 +14,7 @@ from utils import log, run_cli
 
 
 def make_parser():
-    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
     arg_parser.add_data_args(parser)
     arg_parser.add_model_args(parser)
     arg_parser.add_run_args(parser, save_dir_default="runs/imp")

@@ -881,12 +881,7 @@ def build_report(
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
     effects = sparsity_effects(runs)
-    audits = []
-    for path in audit_report.find_audits(paths):
-        try:
-            audits.append(audit_report.audit_row(path))
-        except ValueError as err:
-            problems.append(f"{path}: unusable audit result, skipped ({err})")
+    audits = _read_audits(paths, problems)
     text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects)
     if audits:
         text += "\n## Per-example audit (main_audit.py)\n\n" + AUDIT_NOTE + audit_report.audit_markdown(audits)
@@ -896,10 +891,7 @@ def build_report(
         text += "\n## Published results beside ours\n\n" + published.to_markdown(comparison, unmatched)
         atomic_write_text(_csv_text(comparison, published.CSV_COLUMNS), out / "published.csv")
         written.append(out / "published.csv")
-    atomic_write_text(to_csv(rows), out / "report.csv")
-    atomic_write_text(effects_to_csv(effects), out / "sparsity_effects.csv")
-    atomic_write_text(runs_to_csv(runs), out / "runs.csv")
-    written += [out / "sparsity_effects.csv", out / "runs.csv"]
+    written += _write_tables(out, rows, effects, runs)
     atomic_write_text(text, out / "report.md")
     return {
         "text": text,
@@ -912,6 +904,25 @@ def build_report(
         "audits": audits,
         "files": written + figures,
     }
+
+
+def _read_audits(paths, problems: list[str]) -> list[dict]:
+    """Every usable ``*_audit.json`` below ``paths``; an unusable one becomes a line of ``problems``."""
+    audits = []
+    for path in audit_report.find_audits(paths):
+        try:
+            audits.append(audit_report.audit_row(path))
+        except ValueError as err:
+            problems.append(f"{path}: unusable audit result, skipped ({err})")
+    return audits
+
+
+def _write_tables(out: Path, rows, effects, runs) -> list[Path]:
+    """report.csv, sparsity_effects.csv and runs.csv (report.csv was listed already)."""
+    atomic_write_text(to_csv(rows), out / "report.csv")
+    atomic_write_text(effects_to_csv(effects), out / "sparsity_effects.csv")
+    atomic_write_text(runs_to_csv(runs), out / "runs.csv")
+    return [out / "sparsity_effects.csv", out / "runs.csv"]
 
 
 EFFECTS_NOTE = (
@@ -954,7 +965,7 @@ def _flat_list(values, kind, flag):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = arg_parser.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
     parser.add_argument(
         "result_dirs",
         nargs="+",

@@ -52,6 +52,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import arg_parser  # noqa: E402  (the help formatter: every default shown)
 import run_files  # noqa: E402  (what a finished run leaves)
 import run_identity  # noqa: E402  (what makes two runs the same experiment)
 import unlearn  # noqa: E402  (the method registry: each method's sweep arguments)
@@ -475,9 +476,7 @@ def _float_text(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__ + method_listing(), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__ + method_listing(), formatter_class=arg_parser.HelpFormatter)
     p.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
     p.add_argument(
         "--dataset", default="cifar10", help="passed as --dataset (cifar10, cifar100, svhn, TinyImagenet, digits)"

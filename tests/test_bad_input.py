@@ -102,15 +102,15 @@ BOTH = [
     (["--decreasing_lr", "91;136"], ["--decreasing_lr '91;136'", "does not parse", "like 91,136"]),
     (["--decreasing_lr", "5,-1"], ["--decreasing_lr", "negative"]),
     (["--save_dir", "{a_file}/out"], ["--save_dir", "a_file.txt/out", "cannot be created", "writable folder"]),
-    (["--epochs", "x"], ["--epochs", "invalid int value", "--help"]),
     (["--no_such_flag"], ["unrecognized arguments: --no_such_flag"]),
     (["--seed", "-1"], ["--seed -1 is outside 0..4294967295"]),
     (["--seed", "8589934592"], ["--seed 8589934592 is outside 0..4294967295"]),
     (["--split_seed", "-1"], ["--split_seed -1 is outside"]),
-    (["--lr", "nan"], ["--lr nan is not a finite number"]),
     (["--weight_decay", "inf"], ["--weight_decay inf is not a finite number"]),
 ]
 IMP_ONLY = [
+    (["--epochs", "x"], ["--epochs", "invalid int value", "--help"]),
+    (["--lr", "nan"], ["--lr nan is not a finite number"]),
     (["--prune_type", "lth"], ["--prune_type 'lth'", "choose from", "rewind_lt"]),
     (["--rate", "1.0"], ["--rate 1.0", "outside [0, 1)"]),
     (["--rate", "-0.1"], ["--rate -0.1", "outside [0, 1)"]),
@@ -131,7 +131,6 @@ FORGET_ONLY = [
     (["--unlearn", "forget_everything"], ["--unlearn 'forget_everything'", "choose from", "FT"]),
     (["--unlearn_lr", "-0.01"], ["--unlearn_lr -0.01", "negative"]),
     (["--unlearn_epochs", "-2"], ["--unlearn_epochs -2", "negative"]),
-    (["--lr", "-1"], ["--lr -1.0", "negative"]),
     (["--class_to_replace", "10"], ["--class_to_replace 10", "not a class", "0..9 or -1"]),
     (["--class_to_replace", "-2"], ["--class_to_replace -2", "not a class"]),
     (["--num_indexes_to_replace", "0"], ["--num_indexes_to_replace 0", "must be positive"]),
@@ -282,3 +281,16 @@ def test_a_failed_download_keeps_what_another_process_wrote_beside_it(inputs, tm
     assert_refused(exit_info.value.code, capsys.readouterr().err, ["download failed"])
     assert (new / "other_result.txt").read_text() == "written by another process meanwhile"
     assert not (new / "data").exists()  # what the download made is gone, and only that
+
+
+def test_the_original_shared_flags_main_forget_does_not_use_are_named_never_silently_ignored(inputs, tmp_path, capsys):
+    import json
+
+    argv = fill([*FORGET, "--save_dir", str(tmp_path / "run")], inputs, tmp_path)
+    main_forget.main([*argv, "--lr", "0.5", "--epochs", "3", "--rate", "0.9", "--random_prune"])
+    err = capsys.readouterr().err.splitlines()
+    assert "warning: --lr is not used by main_forget.py; unlearning uses --unlearn_lr" in err
+    assert "warning: --epochs is not used by main_forget.py; unlearning uses --unlearn_epochs" in err
+    assert sum("--mask" in line for line in err if line.startswith(("warning: --rate", "warning: --random"))) == 2
+    saved = json.loads((tmp_path / "run" / "FT_eval.json").read_text())["args"]
+    assert not {"lr", "epochs", "rate", "random_prune"} & set(saved)  # not recorded as if they were used

@@ -1,5 +1,6 @@
 """The method registry is the one description of a method; registries refuse duplicates; the layering holds."""
 
+import argparse
 import ast
 import shlex
 import subprocess
@@ -104,3 +105,26 @@ def test_a_methods_own_flags_reach_the_parser_once(monkeypatch):
     unlearn.register("demo_c", help="c", flags=(unlearn.Flag("demo_strength", 1, int, "other"),))(lambda m, c: None)
     with pytest.raises(ValueError, match="--demo_strength is declared differently"):
         main_forget.make_parser()
+
+
+def test_every_script_help_shows_its_defaults():
+    """Each flag with a default shows it (argparse's own wording, or the help's where it states it)."""
+    import importlib.util
+
+    import main_audit
+    import main_backdoor
+    import main_imp
+    import main_synflow
+
+    spec = importlib.util.spec_from_file_location("sweep_for_help", ROOT / "scripts" / "sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("sweep_for_help", sweep)  # dataclasses look their module up there
+    spec.loader.exec_module(sweep)
+    parsers = [script.make_parser() for script in (main_forget, main_imp, main_synflow, main_backdoor, main_audit)]
+    for parser in parsers + [report.build_parser(), sweep.build_parser()]:
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+                continue
+            stated = "default" in (action.help or "")
+            assert stated or f"(default: {action.default})" in text, (parser.prog, action.option_strings)

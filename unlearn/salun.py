@@ -15,11 +15,11 @@ decay and momentum cannot move them either (the reference's current code does th
 The mask is saved as ``{save_dir}/{unlearn}_saliency_mask.pth.tar``: a dict of 0/1 float tensors
 keyed by parameter name (loadable with ``weights_only=True``).
 
-Where the reference code differs (docs/differences.md): its rank test ``ranks < ⌊γ·N⌋`` on an
-ascending ranking keeps the γ SMALLEST saliencies, not the largest the paper defines; and its
-mask script before December 2023 took an SGD step (on −CE) after every batch it accumulated, so
-later batches saw moved weights. Here: the largest, and the gradient at θ_o;
-``--saliency_end smallest`` keeps the reference's end instead, to compare the two.
+Against the reference code (docs/differences.md): its current mask script keeps the γ largest
+saliencies, as the paper defines and as this does (it negates them before an ascending rank test);
+its earliest versions kept the γ smallest (no negation), which ``--saliency_end smallest``
+reproduces for comparison; and its mask script before December 2023 took an SGD step (on −CE)
+after every batch it accumulated, so later batches saw moved weights. Here: the gradient at θ_o.
 """
 
 import argparse
@@ -134,7 +134,8 @@ class SalientOnly:
             "saliency_end",
             "largest",
             saliency_end,
-            "SalUn: keep the largest saliencies (the paper) or the smallest (what the reference's rank test keeps)",
+            "SalUn: keep the largest saliencies (the paper and the reference's current code) or the smallest "
+            "(the reference's earliest versions)",
         ),
     ),
     prepare=prepare,

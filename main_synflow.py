@@ -1,6 +1,7 @@
 """Prune at initialisation with SynFlow (data-free), then train and rewind in rounds as main_imp.py does.
 
-The original README's command (one round: train the SynFlow-sparse network once):
+The original README's command with its ${save_dir} and ${rate} filled in (one round: train the
+SynFlow-sparse network once; its --num_workers 8 is accepted as well and changes nothing here):
     python -u main_synflow.py --data ./data --dataset cifar10 --prune_type rewind_lt --rewind_epoch 8 \\
         --save_dir runs/synflow --rate 0.95 --pruning_times 1
 Outputs and mask format are main_imp.py's: {save_dir}/0model_SA_best.pth.tar is a mask file for

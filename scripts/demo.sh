@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded digits data: train dense + OMP 95%, unlearn with the
-# paper's six methods (class-wise forgetting of class 0 and random 10% forgetting) from both
-# checkpoints, evaluate, and print the Table-1-style report.
+# The main job end to end on the embedded digits data: train dense + OMP 95%, unlearn with every
+# method that has demo arguments in its registry entry (class-wise forgetting of class 0 and random
+# 10% forgetting) from both checkpoints, evaluate, and print the Table-1-style report.
 # Usage: scripts/demo.sh [PYTHON] [OUT_DIR] [SEEDS]   (SEEDS: comma list, default 1)
 # Digits is tiny (11 batches of 128 per epoch), so the fine-tuning methods use batches of 32 to
 # take about as many steps as the paper's CIFAR-10 runs take per epoch.

@@ -210,7 +210,7 @@ def mask_fingerprint(path) -> str | None:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _MASK_SHAS:
         state = require_state_dict(safe_load(path, "--mask checkpoint"), path, "--mask checkpoint")
-        _MASK_SHAS[key] = run_identity.tensors_fingerprint(state)
+        _MASK_SHAS[key] = run_identity.tensors_fingerprint(in_our_layout(state, path))
     return _MASK_SHAS[key]
 
 
@@ -221,11 +221,32 @@ def publish_mask_file(source, target) -> Path:
     return Path(target)
 
 
+ORIGINAL_TOP_LEVEL = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc", "features", "classifier")
+
+
+def in_our_layout(state_dict: dict, path) -> dict:
+    """The state dict with this project's key layout: the network under ``net.``, its input normalisation
+    under ``normalize.``. The original code's files (``conv1.…``, ``layer1.…``, ``fc.…``, maybe behind
+    DataParallel's ``module.``) are mapped; a file in neither layout is refused, naming the layout it has."""
+    plain = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    tops = {key.split(".")[0] for key in plain}
+    if "net" in tops:
+        return plain
+    if tops & set(ORIGINAL_TOP_LEVEL) and tops <= set(ORIGINAL_TOP_LEVEL) | {"normalize"}:
+        return {key if key.startswith("normalize.") else f"net.{key}": value for key, value in plain.items()}
+    raise UsageError(
+        f"--mask '{path}' has its tensors under {', '.join(sorted(tops)[:4])}: neither this project's layout "
+        f"(net.…, normalize.…) nor the original code's (conv1.…, layer1.…, fc.…); give a checkpoint of either"
+    )
+
+
 def load_mask_file(path, args):
     """A mask file as (state_dict, whole checkpoint); refuse one made for another --arch, --dataset or subset,
     and one from a round that has not finished (a best-so-far checkpoint of an interrupted run)."""
     checkpoint = safe_load(path, "--mask checkpoint")
-    state_dict = require_state_dict(checkpoint, path, "--mask checkpoint")
+    state_dict = in_our_layout(require_state_dict(checkpoint, path, "--mask checkpoint"), path)
+    if "state_dict" in checkpoint:
+        checkpoint = {**checkpoint, "state_dict": state_dict}
     for key, tensor in state_dict.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise UsageError(

@@ -325,3 +325,21 @@ def test_changing_any_defining_flag_refuses_resume_and_splits_the_report(ssd_run
         assert len({report.group_key(run) for run in runs}) == 1 and runs[0]["trial"] != runs[1]["trial"]
     else:
         assert len({report.group_key(run) for run in runs}) == 2
+
+
+def test_a_mask_file_in_the_original_codes_layout_loads_and_is_the_same_input(omp_dir, tmp_path, capsys):
+    """The original code's ResNet has no ``net.`` level (``conv1.…``, ``layer1.…``, ``fc.…``), and DataParallel
+    adds ``module.``: such a file is mapped on load; one in neither layout is refused, naming its layout."""
+    saved = torch.load(omp_dir / "1model_SA_best.pth.tar", weights_only=True)
+    original = {("module." + key.removeprefix("net.")): value for key, value in saved["state_dict"].items()}
+    torch.save({"state_dict": original, "epoch": 3}, tmp_path / "original.pth.tar")  # as the original saves it
+    ours = main_forget.main(forget(omp_dir, tmp_path / "a", "--unlearn", "GA"))
+    argv = [*ARCH, "--mask", str(tmp_path / "original.pth.tar"), "--unlearn", "GA", "--unlearn_epochs", "1"]
+    theirs = main_forget.main([*argv, "--save_dir", str(tmp_path / "b")])
+    assert theirs["identity"]["inputs"]["mask"]["sha256"] == ours["identity"]["inputs"]["mask"]["sha256"]
+    assert (theirs["UA"], theirs["RA"]) == (ours["UA"], ours["RA"])
+    assert run_files.mask_fingerprint(tmp_path / "original.pth.tar") == ours["identity"]["inputs"]["mask"]["sha256"]
+    foreign = {f"encoder.{key}": value for key, value in original.items()}
+    torch.save({"state_dict": foreign}, tmp_path / "foreign.pth.tar")
+    argv[argv.index("--mask") + 1] = str(tmp_path / "foreign.pth.tar")
+    refused(main_forget.main, [*argv, "--save_dir", str(tmp_path / "c")], capsys, "under encoder", "original code's")

@@ -295,15 +295,37 @@ def fashion_mnist_folder(data: Path) -> list[Path]:
     return [data / "FashionMNIST" / "raw", data, FASHION_MNIST_SYSTEM_DIR]
 
 
+def _fashion_mnist_files(data: Path, download: bool) -> tuple[dict, str]:
+    """(the four files, found where they are looked for; why a download failed, or ""): where one is
+    missing, torchvision downloads them into --data/FashionMNIST/raw as it does CIFAR (a failed download
+    leaves nothing behind)."""
+    folders = fashion_mnist_folder(data)
+    found, failure = {key: _find_idx_file(folders, stem) for key, stem in FASHION_MNIST_FILES.items()}, ""
+    if download and None in found.values():
+
+        def fetch():
+            import torchvision
+
+            torchvision.datasets.FashionMNIST(str(data), download=True)
+
+        try:
+            _fetch_or_undo(fetch, data)
+        except Exception as err:  # no network, most often: the caller's message names the offline ways
+            failure = str(err).splitlines()[0] if str(err) else type(err).__name__
+        found = {key: _find_idx_file(folders, stem) for key, stem in FASHION_MNIST_FILES.items()}
+    return found, failure
+
+
 @register_dataset("fashionmnist")
-def load_fashion_mnist(data: Path, **_):
+def load_fashion_mnist(data: Path, download: bool = True, **_):
     """Fashion-MNIST's official 60,000/10,000 split, 1x28x28; crop padding 2 + horizontal flip."""
     folders = fashion_mnist_folder(data)
-    found = {key: _find_idx_file(folders, stem) for key, stem in FASHION_MNIST_FILES.items()}
+    found, failure = _fashion_mnist_files(data, download)
     missing = [FASHION_MNIST_FILES[key] for key, path in found.items() if path is None]
     if missing:
+        failed = f" (download failed: {failure})" if failure else ""
         raise UsageError(
-            f"Fashion-MNIST not found: {', '.join(missing)}[.gz] is in none of "
+            f"Fashion-MNIST not found{failed}: {', '.join(missing)}[.gz] is in none of "
             f"{', '.join(str(folder) for folder in folders)}; install Debian's package (apt-get install "
             f"dataset-fashion-mnist) or put the four official files in '{data / 'FashionMNIST' / 'raw'}' "
             f"(torchvision.datasets.FashionMNIST('{data}', download=True) does that)"

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,13 +92,37 @@ def test_loader_reads_torchvision_layout_or_flat_folder(tmp_path, layout):
 
 
 def test_missing_files_name_both_ways_to_get_them(tmp_path, monkeypatch):
+    import torchvision
+
+    class Offline:
+        def __init__(self, root, download=False, **_):
+            (Path(root) / "FashionMNIST" / "raw").mkdir(parents=True)
+            (Path(root) / "FashionMNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"partial")
+            raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
     monkeypatch.setattr(dataset, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
     with pytest.raises(UsageError) as err:
         dataset.load_raw("fashionmnist", str(tmp_path / "data"))
     message = str(err.value)
-    assert "apt-get install dataset-fashion-mnist" in message
+    assert "apt-get install dataset-fashion-mnist" in message and "download failed" in message
     assert str(tmp_path / "data" / "FashionMNIST" / "raw") in message
     assert "\n" not in message
+    assert not (tmp_path / "data").exists()  # the failed download is undone
+
+
+def test_missing_files_are_downloaded_with_torchvision_where_a_network_exists(tmp_path, monkeypatch):
+    import torchvision
+
+    class Download:  # writes the official files where torchvision puts them
+        def __init__(self, root, download=False, **_):
+            assert download
+            tiny_fashion(Path(root) / "FashionMNIST" / "raw")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Download)
+    monkeypatch.setattr(dataset, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    raw = dataset.load_raw("fashionmnist", str(tmp_path / "data"))
+    assert raw.train_images.shape[1:] == (1, 28, 28) and len(raw.test_labels) == 60
 
 
 def test_mismatched_pair_is_refused(tmp_path):

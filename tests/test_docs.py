@@ -1,0 +1,106 @@
+"""The docs stay true: every internal link resolves, every ``python …`` command in them parses with its
+script's parser, and the README's method table names the registry's methods with their paper names and flags."""
+
+import importlib.util
+import re
+import shlex
+import sys
+
+import pytest
+from conftest import ROOT
+
+import main_audit
+import main_backdoor
+import main_forget
+import main_imp
+import main_synflow
+import report
+import unlearn
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Shell variables in the docs' commands, given a value of the right kind so the command can be parsed.
+PLACEHOLDERS = {"rate": "0.95", "alpha": "1", "k": "1", "method": "FT", "data": "cifar10", "arch": "resnet18"}
+PLACEHOLDERS["pruning_times"] = "2"
+
+
+def parser_of(path: str, function: str):
+    """The parser of a script that is not importable as a module (scripts/, benchmarks/)."""
+
+    def build():
+        name = f"docs_{path.replace('/', '_').removesuffix('.py')}"
+        spec = importlib.util.spec_from_file_location(name, ROOT / path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(name, module)  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return getattr(module, function)()
+
+    return build
+
+
+PARSERS = {
+    "main_imp.py": main_imp.make_parser,
+    "main_synflow.py": main_synflow.make_parser,
+    "main_forget.py": main_forget.make_parser,
+    "main_backdoor.py": main_backdoor.make_parser,
+    "main_audit.py": main_audit.make_parser,
+    "report.py": report.build_parser,
+    "scripts/sweep.py": parser_of("scripts/sweep.py", "build_parser"),
+    "benchmarks/bench.py": parser_of("benchmarks/bench.py", "build_parser"),
+}
+
+
+def commands():
+    """(doc, command) of every ``python SCRIPT …`` line in a code block (continuations joined)."""
+    found = []
+    for doc in DOCS:
+        for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", doc.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split("  #")[0].strip()
+                if line.startswith("python") and " ... " not in f"{line} ":
+                    found.append((doc.relative_to(ROOT), line))
+    return found
+
+
+def filled(command: str) -> list[str]:
+    command = re.sub(r'"\$\{\w+\[@\]\}"', "", command)  # "${C[@]}": an array of flags shown elsewhere
+    command = re.sub(r"\$\{?(\w+)\}?", lambda m: PLACEHOLDERS.get(m.group(1), "x"), command)
+    return shlex.split(command)
+
+
+def test_every_internal_link_resolves():
+    broken = []
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+            if not target.startswith(("http", "#", "mailto")) and not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{doc.name}: {target}")
+    assert not broken
+
+
+@pytest.mark.parametrize("doc,command", commands(), ids=lambda value: str(value)[:60])
+def test_every_documented_command_parses(doc, command):
+    argv = filled(command)
+    argv = argv[1:] if argv[0].startswith("python") else argv
+    argv = argv[1:] if argv[0] == "-u" else argv
+    script, flags = argv[0], argv[1:]
+    assert script in PARSERS, f"{doc}: unknown script in {command!r}"
+    try:
+        PARSERS[script]().parse_args(flags)
+    except SystemExit as stop:
+        pytest.fail(f"{doc}: {command!r} does not parse (exit {stop.code})")
+
+
+def test_the_documents_hold_commands_for_every_script():
+    scripts = {next(arg for arg in filled(command)[1:] if arg != "-u") for _, command in commands()}
+    assert scripts >= set(PARSERS)
+
+
+def test_the_readme_method_table_is_the_registry():
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|[^|]*\|\s*([^|]*?)\s*\|$", (ROOT / "README.md").read_text(), re.M)
+    table = {name: (paper.strip(), flags.strip()) for name, paper, flags in rows if name != "--unlearn"}
+    listed = [method for method in unlearn.listed() if method.name in table or method.in_tables or method.demo_args]
+    for method in listed:
+        assert method.name in table, f"{method.name} is registered but not in the README's table"
+        paper, flags = table[method.name]
+        assert paper == method.paper_name, method.name
+        assert all(f"`--{flag.name}`" in flags for flag in method.flags), method.name
+    assert set(table) <= set(unlearn.METHODS), "the README lists a method that is not registered"

@@ -20,6 +20,7 @@ import pruning_rounds
 import run_files
 import run_identity
 import unlearn
+import utils
 from experiment import build_model, make_runtime, model_meta, validate_common
 from forget_set import ForgetSet
 from interrupts import Diverged
@@ -153,6 +154,7 @@ def poisoned_data(args, clean, log):
 
 def run(args, log) -> dict:
     """main_backdoor.py after parsing and ``validate``: returns the record written to ``{unlearn}_backdoor.json``."""
+    utils.begin_log()
     method = unlearn.get_method(args.unlearn)
     runtime = make_runtime(args)
     clean = dataset.load_data(args, runtime.device)
@@ -169,6 +171,7 @@ def run(args, log) -> dict:
 
 def _run_locked(args, method, runtime, clean, data, poisoned, record, path, checkpoint, training, files, log) -> dict:
     if training is not None:
+        utils.keep_log(args.save_dir)
         train_poisoned_model(args, data, record, *training, runtime, log)
         _, checkpoint = run_files.load_mask_file(path, args)
         if args.mask is not None:
@@ -184,6 +187,7 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
     )
     if args.resume and files["results"].is_file():
         return _reuse_cleanse(files["results"], identity, log)
+    utils.keep_log(args.save_dir)  # after the reuse check: a refused or reused cleanse writes nothing
 
     original = build_model(args, data, seed=args.seed)
     pruner.load_pruned_state(original, state_dict)

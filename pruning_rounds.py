@@ -20,6 +20,7 @@ import dataset
 import pruner
 import run_files
 import run_identity
+import utils
 from arg_parser import parse_milestones
 from experiment import build_model, make_runtime, validate_common
 from interrupts import Diverged, EpochInterrupted, Stopped
@@ -62,6 +63,7 @@ def set_up(args, kind: str = run_identity.TRAINING):
     """(runtime, data, model, resume state, identity) of a training run; every file is read and checked, none
     written. ``kind``: main_imp.py's training or main_synflow.py's; a --resume of the other's folder is refused.
     """
+    utils.begin_log()
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
     model, resume, identity = training_model(args, data, runtime, kind)
@@ -79,6 +81,7 @@ def open_save_dir(args, lock: run_files.FolderLock):
     """Once every input is checked: create --save_dir, hold its lock (``lock``), write args.json."""
     save_dir = arg_parser.check_save_dir(args.save_dir)
     lock.hold()
+    utils.keep_log(save_dir)
     run_files.save_args(args, save_dir)
     yield save_dir
 
@@ -205,11 +208,44 @@ def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: floa
             }
         )
         position.epoch = epoch + 1
+        _write_epochs(rounds)
         log(
             f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
             f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
         rounds.save(optimizer, scheduler)
+
+
+def _write_epochs(rounds: Rounds) -> None:
+    """epochs.jsonl: every epoch of every round so far, one JSON object per line (round and epoch from 0,
+    as in imp_results.json)."""
+    done = [{"round": r["round"], **e} for r in rounds.results for e in r["epochs"]]
+    current = [{"round": rounds.position.k, **e} for e in rounds.position.log]
+    run_files.write_epoch_lines(run_files.training_epochs_file(rounds.save_dir), done + current)
+
+
+def plot_round(epochs: list[dict], k: int, path: Path) -> None:
+    """Round k's training curve: train loss, train and validation accuracy per epoch."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.2))
+    numbers = [entry["epoch"] + 1 for entry in epochs]
+    loss_ax.plot(numbers, [entry["train_loss"] for entry in epochs], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="train loss", title=f"round {k + 1}")
+    acc_ax.plot(numbers, [entry["train_acc"] for entry in epochs], marker="o", label="train")
+    acc_ax.plot(numbers, [entry["val_acc"] for entry in epochs], marker="o", label="validation")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)")
+    acc_ax.legend()
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    utils.atomic_write_bytes(buffer.getvalue(), path)
 
 
 def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: int) -> dict:
@@ -259,6 +295,7 @@ def finish_round(rounds: Rounds, ratio: float, log) -> None:
         f"round {position.k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
         f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
     )
+    plot_round(position.log, position.k, run_files.curve_file(rounds.save_dir, position.k))
     run_files.mark_round_finished(rounds.save_dir, position.k)
     identity, device = rounds.meta["identity"], model_device(rounds.model)
     run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, identity, device)

@@ -43,6 +43,7 @@ from utils import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
+    atomic_write_text,
     provenance,
     require_keys,
     require_state_dict,
@@ -162,6 +163,19 @@ def round_checkpoint(save_dir, k: int) -> Path:
 
 def rewind_file(save_dir, epoch: int) -> Path:
     return Path(save_dir) / f"epoch_{epoch}_rewind_weight.pt"
+
+
+def training_epochs_file(save_dir) -> Path:
+    return Path(save_dir) / "epochs.jsonl"
+
+
+def curve_file(save_dir, k: int) -> Path:
+    return Path(save_dir) / f"{k}net_train.png"  # the original code's name for round k's training curve
+
+
+def write_epoch_lines(path, records: list[dict]) -> None:
+    """Per-epoch numbers as JSON lines (one object per epoch), rewritten whole after every epoch."""
+    atomic_write_text("".join(json.dumps(record) + "\n" for record in records), path)
 
 
 def save_args(args, save_dir, name="args.json") -> None:
@@ -423,6 +437,7 @@ def unlearning_files(save_dir, method: str) -> dict[str, Path]:
         "progress": save_dir / f"{method}_progress.pth.tar",
         "results": save_dir / f"{method}_eval.json",
         "outputs": save_dir / f"{method}_outputs.npz",
+        "epochs": save_dir / f"{method}_epochs.jsonl",
     }
 
 

@@ -18,6 +18,7 @@ import pruner
 import run_files
 import run_identity
 import unlearn
+import utils
 from evaluation.metrics import evaluate, evaluate_diverged
 from evaluation.outputs import per_example_outputs, save_outputs
 from experiment import build_model, make_runtime, model_meta, validate_common
@@ -73,6 +74,8 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path, iden
         began = time.perf_counter()
         elapsed = spent_before + began - start - saving
         run_files.save_progress(progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args, identity)
+        epochs = progress_file.with_name(progress_file.name.replace("_progress.pth.tar", "_epochs.jsonl"))
+        run_files.write_epoch_lines(epochs, state["history"])
         saving += time.perf_counter() - began
 
     ctx.on_epoch = on_epoch
@@ -90,6 +93,7 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path, iden
 
 def run(args, log) -> dict:
     """main_forget.py after parsing and ``validate``: returns the record written to ``{unlearn}_eval.json``."""
+    utils.begin_log()
     method = unlearn.get_method(args.unlearn)
     state_dict, checkpoint = run_files.load_mask_file(args.mask, args)
     files = run_files.unlearning_files(args.save_dir, args.unlearn)
@@ -103,9 +107,19 @@ def run(args, log) -> dict:
         forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
         model = prepare_model(args, data, method, state_dict, runtime)
         identity = unlearning_identity(args, checkpoint, state_dict, forget)
+        if args.resume:  # refused now, before anything (log.txt included) is written
+            _check_resumable(files, identity)
         arg_parser.check_save_dir(args.save_dir)
         lock.hold()
         return _run_locked(args, method, data, forget, model, runtime, files, identity, log)
+
+
+def _check_resumable(files: dict, identity: dict) -> None:
+    """The finished checkpoint or the progress file a --resume would use records this run's identity."""
+    if files["checkpoint"].is_file():
+        run_files.load_finished(files["checkpoint"], identity)
+    elif files["progress"].is_file():
+        run_files.load_progress(files["progress"], identity)
 
 
 def unlearning_identity(args, checkpoint: dict, state_dict: dict, forget) -> dict:
@@ -119,6 +133,7 @@ def unlearning_identity(args, checkpoint: dict, state_dict: dict, forget) -> dic
 
 
 def _run_locked(args, method, data, forget, model, runtime, files, identity, log) -> dict:
+    utils.keep_log(args.save_dir)
     log(forget.describe(len(data.train_labels)))
     log(
         f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "

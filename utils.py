@@ -86,9 +86,41 @@ def describe_os_error(err: OSError, output_flag: str = "--save_dir", resumable: 
     return f"cannot write or read {where}: {reason}; {advice}, then {rerun}"
 
 
+_LOG = {"lines": [], "file": None}  # lines printed since the run began; the run's log.txt once it has one
+
+
 def log(line: str) -> None:
-    """The scripts' progress lines: printed at once, so a log file or a pipe shows them while the run goes on."""
+    """The scripts' progress lines: printed at once, so a log file or a pipe shows them while the run goes on,
+    and kept in the run's ``log.txt`` (``keep_log``)."""
     print(line, flush=True)
+    if _LOG["file"] is not None:
+        _LOG["file"].write(line + "\n")
+        _LOG["file"].flush()
+    else:
+        _LOG["lines"].append(line)
+
+
+def begin_log() -> None:
+    """A new run in this process: forget the lines of an earlier one and close its log.txt."""
+    if _LOG["file"] is not None:
+        _LOG["file"].close()
+    _LOG.update(lines=[], file=None)
+
+
+def keep_log(save_dir) -> None:
+    """From now on ``log`` lines also go to ``{save_dir}/log.txt``, after those printed so far; unless the
+    standard output is that file already (scripts/sweep.py and main_audit.py send a run's output there)."""
+    path = Path(save_dir) / "log.txt"
+    try:
+        same = path.exists() and os.path.samestat(os.fstat(sys.stdout.fileno()), path.stat())
+    except (OSError, ValueError, AttributeError):  # a captured or closed stdout has no file behind it
+        same = False
+    earlier = _LOG["lines"]
+    begin_log()
+    if not same:
+        _LOG["file"] = open(path, "a")  # noqa: SIM115  (open for the run's lifetime; a log is appended)
+        _LOG["file"].write("".join(line + "\n" for line in earlier))
+        _LOG["file"].flush()
 
 
 def set_seed(seed: int) -> None:

@@ -139,3 +139,39 @@ def test_every_result_file_records_its_provenance(omp_dir, tmp_path):
         assert shlex.split(made["command"])[0] == sys.executable and record["command"] == made["command"]
         assert (made["git_commit"] is None) == (made["git_dirty"] is None)
         assert made["git_commit"] is None or len(made["git_commit"]) == 40
+
+
+def test_a_run_keeps_its_log_its_epochs_and_each_rounds_curve(omp_dir, tmp_path):
+    log = (omp_dir / "log.txt").read_text().splitlines()
+    assert log[0].startswith("digits: ") and any(line.startswith("round 1 done") for line in log)
+    epochs = [json.loads(line) for line in (omp_dir / "epochs.jsonl").read_text().splitlines()]
+    assert [(e["round"], e["epoch"]) for e in epochs] == [(0, 0), (1, 0)]
+    assert {"train_loss", "train_acc", "val_acc", "lr"} <= set(epochs[0])
+    for k in (0, 1):
+        assert (omp_dir / f"{k}net_train.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import main_forget
+
+    mask = omp_dir / "1model_SA_best.pth.tar"
+    argv = [*ARCH, "--mask", str(mask), "--unlearn", "FT", "--unlearn_epochs", "2", "--save_dir", str(tmp_path)]
+    main_forget.main(argv)
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert lines[0].startswith("scenario: ") and lines[-1].startswith("FT: UA ")
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "FT_epochs.jsonl").read_text().splitlines()] == [0, 1]
+
+
+def test_a_log_txt_that_already_receives_the_output_is_not_written_twice(omp_dir, tmp_path):
+    """scripts/sweep.py and main_audit.py send a run's output into its log.txt: the run then adds nothing."""
+    import subprocess
+
+    from conftest import ENV, ROOT
+
+    tmp_path.mkdir(exist_ok=True)
+    mask = omp_dir / "1model_SA_best.pth.tar"
+    argv = [*ARCH, "--mask", str(mask), "--unlearn", "GA", "--unlearn_epochs", "1", "--save_dir", str(tmp_path)]
+    with open(tmp_path / "log.txt", "a") as handle:
+        handle.write("=== header\n")
+        handle.flush()
+        code = subprocess.call([sys.executable, "main_forget.py", *argv], cwd=ROOT, env=ENV, stdout=handle)
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert code == 0 and lines[0] == "=== header"
+    assert sum(line.startswith("scenario: ") for line in lines) == 1 and lines[-1].startswith("GA: UA ")

@@ -19,7 +19,7 @@ import main_imp
 import utils
 
 # Keys that differ between two identical runs: timings, the command line and paths into the run folder.
-TIMING = {"img_s", "seconds", "RTE_min", "elapsed", "written", "command", "args", "poisoned_model"}
+TIMING = {"img_s", "seconds", "RTE_min", "elapsed", "written", "command", "args", "poisoned_model", "provenance"}
 
 
 def start(script, argv):

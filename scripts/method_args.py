@@ -1,8 +1,9 @@
 """Print each method's demo or sweep arguments from its registry entry, one line per method:
 the ``--unlearn`` name, then its arguments. scripts/demo.sh reads the demo's methods this way.
 
-    python scripts/method_args.py demo     the demo's methods, in listing order
-    python scripts/method_args.py sweep    the sweep's (its --alpha-* placeholders unfilled)
+    python scripts/method_args.py demo          the demo's methods (all with demo arguments), in listing order
+    python scripts/method_args.py demo paper    only those of the paper's tables (make demo's default)
+    python scripts/method_args.py sweep         the sweep's (its --alpha-* placeholders unfilled)
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import unlearn  # noqa: E402
 
 
 def main(argv) -> int:
-    if len(argv) != 1 or argv[0] not in ("demo", "sweep"):
-        print(f"usage: {Path(sys.argv[0]).name} demo|sweep", file=sys.stderr)
+    if not 1 <= len(argv) <= 2 or argv[0] not in ("demo", "sweep") or argv[1:] not in ([], ["paper"]):
+        print(f"usage: {Path(sys.argv[0]).name} demo [paper] | sweep", file=sys.stderr)
         return 2
     for method in unlearn.listed():
+        if argv[1:] == ["paper"] and not method.in_tables:
+            continue
         arguments = getattr(method, f"{argv[0]}_args")
         if arguments is not None:
             print(f"{method.name} {arguments}".rstrip())

@@ -65,6 +65,17 @@ def test_the_demo_reads_the_same_arguments_as_before():
     ]
 
 
+def test_make_demo_runs_the_papers_methods_by_default_and_all_on_request():
+    def listing(*mode):
+        command = [sys.executable, "scripts/method_args.py", "demo", *mode]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
+
+    expected = [f"{m.name} {m.demo_args}".rstrip() for m in unlearn.listed() if m.in_tables and m.demo_args is not None]
+    assert listing("paper") == expected and len(expected) == 6
+    assert set(listing("paper")) < set(listing())
+    assert subprocess.run([sys.executable, "scripts/method_args.py", "demo", "some"], cwd=ROOT).returncode == 2
+
+
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()

@@ -927,8 +927,8 @@ def _write_tables(out: Path, rows, effects, runs) -> list[Path]:
 
 EFFECTS_NOTE = (
     "## Sparse against dense, paired by trial\n\n"
-    'The paper\'s claim "sparsity closes the gap to Retrain", tested: for each trial (its own trained and '
-    "pruned model, unlearned with its own seed), each |gap to Retrain of the same trial| at the sparsity "
+    'The paper\'s claim "sparsity closes the gap to Retrain", tested: for each trial (the seed that trained and '
+    "pruned the model, and the unlearning seed), each |gap to Retrain of the same trial| at the sparsity "
     "minus the same gap dense; mean over trials and its 95% t-interval. Negative: closer to Retrain when "
     "sparse. Verdict on Avg. Gap: shrinks (the interval is below 0), grows (above 0), inconclusive (it "
     "contains 0, or one trial).\n\n"

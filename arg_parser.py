@@ -191,6 +191,7 @@ def add_unlearn_args(parser):
     group = parser.add_argument_group("unlearn")
     add(group, "--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
     add(group, "--unlearn", defines=UNLEARNS, default="retrain", help=unlearn_help())
+    parser.epilog = methods_table()
     add(group, "--unlearn_lr", defines=UNLEARNS, type=float, default=0.01, help="learning rate of iterative unlearning")
     add(group, "--unlearn_epochs", defines=UNLEARNS, type=int, default=10, help="epochs of iterative unlearning")
     add(
@@ -221,11 +222,21 @@ def add_unlearn_args(parser):
 
 
 def unlearn_help() -> str:
-    """--unlearn's help: every registered method with its paper name and help line."""
+    """--unlearn's help: the registered names (each described in the table at the end of --help)."""
     import unlearn  # here, not at the top: the methods import this module
 
-    lines = [f"{m.name} ({m.paper_name}): {m.help}" if m.help else m.name for m in unlearn.listed()]
-    return "method (default retrain); " + "; ".join(lines)
+    return "unlearning method (default retrain): " + ", ".join(m.name for m in unlearn.listed()) + " (table below)"
+
+
+def methods_table() -> str:
+    """The methods as a short table for --help's end: name, paper name, one line each (from the registry)."""
+    import unlearn  # here, not at the top: the methods import this module
+
+    methods = unlearn.listed()
+    width = max(len(m.name) for m in methods)
+    paper = max(len(m.paper_name) for m in methods)
+    rows = [f"  {m.name:<{width}}  {m.paper_name:<{paper}}  {m.help}".rstrip() for m in methods]
+    return "--unlearn methods:\n" + "\n".join(rows)
 
 
 def add_attack_args(parser):

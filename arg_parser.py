@@ -38,7 +38,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if not action.option_strings or "default" in text or action.default in (None, False, argparse.SUPPRESS):
+        if not action.option_strings or "default" in text or action.default in (None, False, "", argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)"
 

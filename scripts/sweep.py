@@ -477,109 +477,117 @@ def _float_text(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__ + method_listing(), formatter_class=arg_parser.HelpFormatter)
-    p.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
-    p.add_argument(
+    grid = p.add_argument_group("the grid")
+    grid.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
+    grid.add_argument(
         "--dataset", default="cifar10", help="passed as --dataset (cifar10, cifar100, svhn, TinyImagenet, digits)"
     )
-    p.add_argument("--arch", default="resnet18", help="passed as --arch")
-    p.add_argument("--data", default="./data", help="passed as --data (relative to the repository root)")
-    p.add_argument(
+    grid.add_argument("--arch", default="resnet18", help="passed as --arch")
+    grid.add_argument("--data", default="./data", help="passed as --data (relative to the repository root)")
+    grid.add_argument(
         "--rates",
         type=_list(float, "--rates"),
         default=[0.0, 0.5, 0.75, 0.9, 0.95, 0.99],
         help="pruning rates = target sparsities, comma-separated; 0 is the dense model",
     )
-    p.add_argument(
+    grid.add_argument(
         "--methods",
         type=_list(str, "--methods"),
         default=[method.name for method in unlearn.listed() if method.in_tables],
         help="--unlearn methods (default: the six of the paper's tables)",
     )
-    p.add_argument(
+    grid.add_argument(
         "--scenarios",
         type=_list(str, "--scenarios"),
         default=["class", "random"],
         help="forgetting scenarios: class (a whole class) and/or random (--random-count samples)",
     )
-    p.add_argument(
+    grid.add_argument(
         "--seeds",
         type=_list(int, "--seeds"),
         default=None,
         help="unlearning seeds (seed s picks the random forget set with RandomState(s-1)); default 1,2,3, "
         "all unlearning one trained model per sparsity (use --trials for independent trials)",
     )
-    p.add_argument(
+    grid.add_argument(
         "--trials",
         type=int,
         default=None,
         help="K independent trials: trial k trains and prunes with --seed k and unlearns that model with --seed k "
         "(runs under .../train_seed{k}/...)",
     )
-    p.add_argument(
+    grid.add_argument(
         "--train-seeds",
         type=_list(int, "--train-seeds"),
         default=None,
         help="seeds of the training and pruning runs; every one is unlearned with every --seeds seed (a full cross)",
     )
-    p.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
-    p.add_argument("--prune-seed", type=int, default=None, help="--seed for the pruning runs (default: main_imp's)")
-    p.add_argument("--forget-class", type=int, default=0, help="class forgotten in the class scenario")
-    p.add_argument(
+    grid.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
+    grid.add_argument("--prune-seed", type=int, default=None, help="--seed for the pruning runs (default: main_imp's)")
+    grid.add_argument("--forget-class", type=int, default=0, help="class forgotten in the class scenario")
+    grid.add_argument(
         "--random-count",
         type=int,
         default=None,
         help=f"samples forgotten in the random scenario (default 10%% of D: {RANDOM_COUNT})",
     )
-    p.add_argument("--alpha-ff", type=_float_text, default="1e-8", help="--alpha of fisher_new (FF); tune it")
-    p.add_argument("--alpha-iu", type=_float_text, default="10", help="--alpha of wfisher (IU); tune it in [1, 20]")
-    p.add_argument("--alpha-l1", type=_float_text, default="5e-4", help="--alpha (l1 weight) of FT_prune/FT_l1/GA_l1")
-    p.add_argument(
+    extra = p.add_argument_group("method and run arguments")
+    extra.add_argument("--alpha-ff", type=_float_text, default="1e-8", help="--alpha of fisher_new (FF); tune it")
+    extra.add_argument("--alpha-iu", type=_float_text, default="10", help="--alpha of wfisher (IU); tune it in [1, 20]")
+    extra.add_argument(
+        "--alpha-l1", type=_float_text, default="5e-4", help="--alpha (l1 weight) of FT_prune/FT_l1/GA_l1"
+    )
+    extra.add_argument(
         "--method-args",
         action="append",
         default=[],
         metavar="NAME=ARGS",
         help="arguments for a method, replacing its defaults (repeatable), e.g. 'RL=--unlearn_lr 0.01'",
     )
-    p.add_argument(
+    extra.add_argument(
         "--extra-prune-args",
         default="",
         help="string appended to every main_imp.py command; write --extra-prune-args='--no-aug' when it is one flag",
     )
-    p.add_argument(
+    extra.add_argument(
         "--extra-unlearn-args",
         default="",
         help="string appended to every main_forget.py command, overriding the method defaults; "
         "write --extra-unlearn-args='--no-aug' when it is one flag",
     )
-    p.add_argument(
+    how = p.add_argument_group("where and how it runs")
+    how.add_argument(
         "--gpus",
         type=_list(str, "--gpus"),
         default=[],
         help="local mode: GPU ids, one run per GPU at a time (CUDA_VISIBLE_DEVICES); none: one run at a "
         "time on the default device",
     )
-    p.add_argument("--slurm", action="store_true", help="submit each stage as an sbatch job array instead")
-    p.add_argument(
+    how.add_argument("--slurm", action="store_true", help="submit each stage as an sbatch job array instead")
+    how.add_argument(
         "--slurm-args",
         default="",
         help="extra sbatch options, e.g. '--partition gpu --time 24:00:00' (one flag: --slurm-args='--exclusive')",
     )
-    p.add_argument("--array-limit", type=int, default=None, help="with --slurm: at most this many tasks at once (%%N)")
-    p.add_argument(
+    how.add_argument(
+        "--array-limit", type=int, default=None, help="with --slurm: at most this many tasks at once (%%N)"
+    )
+    how.add_argument(
         "--slurm-gpus",
         type=int,
         default=1,
         help="with --slurm: GPUs per array task (--gres=gpu:N; default 1; 0 for a partition without GPUs)",
     )
-    p.add_argument("--dry-run", action="store_true", help="print what would run or be submitted; run nothing")
-    p.add_argument(
+    what = p.add_argument_group("what it does")
+    what.add_argument("--dry-run", action="store_true", help="print what would run or be submitted; run nothing")
+    what.add_argument(
         "--status",
         action="store_true",
         help="list the sweep's runs as finished, running (lock held), failed (log ends in an error), "
         "interrupted (resumable) or pending; run nothing",
     )
-    p.add_argument("--retry-failed", action="store_true", help="run (or submit) only the runs that failed")
-    p.add_argument("--python", default=sys.executable, help="interpreter for the commands (default: this one)")
+    what.add_argument("--retry-failed", action="store_true", help="run (or submit) only the runs that failed")
+    what.add_argument("--python", default=sys.executable, help="interpreter for the commands (default: this one)")
     return p
 
 

@@ -135,7 +135,7 @@ def test_every_script_help_shows_its_defaults():
     for parser in parsers + [report.build_parser(), sweep.build_parser()]:
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
-            if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            if action.default in (None, False, "", argparse.SUPPRESS) or not action.option_strings:
                 continue
             stated = "default" in (action.help or "")
             assert stated or f"(default: {action.default})" in text, (parser.prog, action.option_strings)

@@ -29,6 +29,11 @@ def add(group, *names, defines=(), **options):
 class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line on stderr and exit status 2 (argparse's own usage block dropped)."""
 
+    def format_help(self):
+        """Help with the compatibility-only flags last."""
+        self._action_groups.sort(key=lambda group: group.title == COMPATIBILITY)
+        return super().format_help()
+
     def error(self, message):
         self.exit(2, one_line(f"error: {message}; see {self.prog} --help") + "\n")
 
@@ -41,6 +46,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if not action.option_strings or "default" in text or action.default in (None, False, "", argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)"
+
+
+COMPATIBILITY = "accepted for compatibility with the original's command lines (no effect here)"
+
+
+def compatibility_group(parser):
+    """The one group of --help that holds the flags kept only so the original's commands run."""
+    for group in parser._action_groups:
+        if group.title == COMPATIBILITY:
+            return group
+    return parser.add_argument_group(COMPATIBILITY)
 
 
 def _int_or_none(text: str):
@@ -58,10 +74,11 @@ def add_data_args(parser):
         help="cifar10, cifar100, svhn, TinyImagenet, digits or fashionmnist",
     )
     add(group, "--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
-    add(group, "--input_size", type=int, default=32, help="accepted for compatibility; sizes come from the data")
-    add(group, "--num_classes", type=int, default=10, help="accepted for compatibility; taken from the data")
-    add(group, "--num_workers", type=int, default=4, help="accepted for compatibility; data stays on the device")
-    add(group, "--workers", type=int, default=4, help="accepted for compatibility (see --num_workers)")
+    compat = compatibility_group(parser)
+    add(compat, "--input_size", type=int, default=32, help="no effect: sizes come from the data")
+    add(compat, "--num_classes", type=int, default=10, help="no effect: taken from the data")
+    add(compat, "--num_workers", type=int, default=4, help="no effect: the data stays on the device")
+    add(compat, "--workers", type=int, default=4, help="no effect (see --num_workers)")
     add(
         group,
         "--split_seed",
@@ -136,7 +153,7 @@ def add_run_args(parser, save_dir_default="results"):
     add(group, "--resume", action="store_true", help="continue the run saved in --save_dir")
     add(group, "--checkpoint", default=None, help="resume from this checkpoint file instead")
     add(group, "--save_dir", default=save_dir_default, help="output folder")
-    add(group, "--print_freq", type=int, default=50, help="accepted for compatibility; tqdm shows progress")
+    add(compatibility_group(parser), "--print_freq", type=int, default=50, help="no effect: tqdm shows progress")
     return group
 
 
@@ -162,7 +179,7 @@ def add_train_args(parser, unlearning: bool = False):
 
 def add_prune_args(parser):
     group = parser.add_argument_group("prune")
-    add(group, "--prune", default="omp", help="accepted for compatibility (omp = one-shot, IMP via rounds)")
+    add(compatibility_group(parser), "--prune", default="omp", help="no effect (omp = one-shot, IMP via rounds)")
     add(
         group, "--pruning_times", defines=TRAINS, type=int, default=1, help="training rounds; round 0 is dense (OMP: 2)"
     )
@@ -241,7 +258,7 @@ def methods_table() -> str:
 
 def add_attack_args(parser):
     group = parser.add_argument_group("attack")
-    add(group, "--attack", default="backdoor", help="accepted for compatibility: the attack is a backdoor")
+    add(compatibility_group(parser), "--attack", default="backdoor", help="no effect: the attack is a backdoor")
     add(group, "--trigger_size", defines=(BACKDOOR,), type=int, default=4, help="side of the square trigger in pixels")
     add(
         group,
@@ -257,7 +274,7 @@ def add_attack_args(parser):
 def add_unused_args(parser, unused: dict[str, str]) -> None:
     """Flags of the original's one shared parser that this script accepts but does not use
     (``{flag: what it uses instead}``), so the original's command lines and wrappers still run."""
-    group = parser.add_argument_group("accepted for compatibility with the original's command lines (not used)")
+    group = compatibility_group(parser)
     for flag, instead in unused.items():
         group.add_argument(flag, default=argparse.SUPPRESS, nargs="?", metavar="VALUE", help=f"not used: {instead}")
 

@@ -313,7 +313,7 @@ if args[1] == "main_imp.py":
     if args[args.index("--rate") + 1] == "0.9":
         sys.exit("pruning failed")
     for k in (0, 1):
-        torch.save({{"state_dict": {{"w": torch.full((2,), float(k))}}}}, save_dir / f"{{k}}model_SA_best.pth.tar")
+        torch.save({{"state_dict": {{"net.w": torch.full((2,), float(k))}}}}, save_dir / f"{{k}}model_SA_best.pth.tar")
     (save_dir / "imp_results.json").write_text(json.dumps({{"finished": True, "identity": identity}}))
 else:
     assert Path(args[args.index("--mask") + 1]).exists(), "mask missing"
@@ -527,7 +527,7 @@ def test_a_run_still_loading_its_data_holds_its_lock_and_shows_as_running(tmp_pa
     monkeypatch.setattr(dataset, "load_data", loading)
     mask = Path(run.argv[run.argv.index("--mask") + 1])
     mask.parent.mkdir(parents=True)
-    torch.save({"state_dict": {"w": torch.zeros(1)}}, mask)  # read before the data: any tensors will do
+    torch.save({"state_dict": {"net.w": torch.zeros(1)}}, mask)  # read before the data: any tensors will do
     with pytest.raises(KeyboardInterrupt):
         main_forget.main([str(arg) for arg in run.argv[3:]])
     assert seen == ["running"] and sweep.run_state(run, tmp_path) == "pending"  # released when it ended

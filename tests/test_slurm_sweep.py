@@ -62,8 +62,8 @@ def test_a_digits_sweep_runs_on_slurm_and_resubmits_only_what_is_missing(cluster
     assert prune_log.read_text().splitlines()[-1] == "=== exit 0"
 
     status = sweep(cluster, root, "--status")
-    assert "# prune: 1 finished, 0 running, 0 failed, 0 interrupted, 0 pending" in status
-    assert "# unlearn: 4 finished, 0 running, 0 failed, 0 interrupted, 0 pending" in status
+    assert "# prune: 1 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending" in status
+    assert "# unlearn: 4 finished, 0 conflicting, 0 running, 0 failed, 0 interrupted, 0 pending" in status
 
     again = sweep(cluster, root, "--slurm")
     assert "# prune: nothing to submit" in again and "# unlearn: nothing to submit" in again

@@ -328,15 +328,15 @@ def refuse_to_overwrite(save_dir, patterns, resume: bool) -> None:
             )
 
 
-def check_save_dir(path) -> Path:
-    """Create ``path`` if needed and make sure we can write there, before any work starts."""
+def check_save_dir(path, flag: str = "--save_dir") -> Path:
+    """Create ``path`` (given by ``flag``) if needed and make sure we can write there, before any work starts."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"--save_dir '{path}' cannot be created ({err.strerror}); choose a writable folder") from None
+        raise UsageError(f"{flag} '{path}' cannot be created ({err.strerror}); choose a writable folder") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"--save_dir '{path}' is not writable; choose a writable folder")
+        raise UsageError(f"{flag} '{path}' is not writable; choose a writable folder")
     return path
 
 

@@ -593,11 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_writable(root: Path) -> None:
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SweepError(f"--root '{root}' cannot be created ({err.strerror}); choose a writable folder") from None
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise SweepError(f"--root '{root}' is not writable; choose a writable folder")
+        arg_parser.check_save_dir(root, "--root")
+    except UsageError as err:
+        raise SweepError(str(err)) from None
 
 
 def trial_pairs(args) -> list[tuple]:

@@ -12,9 +12,8 @@ computes the audit. Definitions: docs/usage.md, "main_audit.py".
 
 from __future__ import annotations
 
-import arg_parser
-import audit
-import audit_report
+from experiments import arg_parser, audit
+from reporting import audit_report
 from utils import UsageError, log, run_cli
 
 

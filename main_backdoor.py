@@ -16,9 +16,7 @@ D_f = the poisoned samples, D_r = the clean rest. Outputs: {save_dir}/{unlearn}_
 
 from __future__ import annotations
 
-import arg_parser
-import backdoor_run
-import run_files
+from experiments import arg_parser, backdoor_files, backdoor_run
 from utils import log, run_cli
 
 BACKDOOR_HELP = {
@@ -63,7 +61,7 @@ def main(argv=None):
         f"accuracy on the poisoned samples (label {target}): before {before['forget_acc']:.2f}%  "
         f"after {after['forget_acc']:.2f}%"
     )
-    log(f"-> {run_files.backdoor_files(args.save_dir, args.unlearn)['results']}")
+    log(f"-> {backdoor_files.paths(args.save_dir, args.unlearn)['results']}")
     return results
 
 

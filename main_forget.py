@@ -9,9 +9,7 @@ Random forgetting: add --class_to_replace -1. Outputs: {save_dir}/{unlearn}_eval
 
 from __future__ import annotations
 
-import arg_parser
-import run_files
-import unlearning_run
+from experiments import arg_parser, unlearning_files, unlearning_run
 from utils import log, run_cli
 
 
@@ -48,7 +46,7 @@ def main(argv=None):
     arg_parser.warn_unused(args, "main_forget.py", UNUSED)
     unlearning_run.validate(args)
     results = unlearning_run.run(args, log)
-    written = run_files.unlearning_files(args.save_dir, args.unlearn)["results"]
+    written = unlearning_files.paths(args.save_dir, args.unlearn)["results"]
     log(
         f"{args.unlearn}: UA {results['UA']:.2f}  MIA-Eff {results['MIA_efficacy']:.2f}  RA {results['RA']:.2f}  "
         f"TA {results['TA']:.2f}  RTE {results['RTE_min']:.3f} min -> {written}"

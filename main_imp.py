@@ -7,9 +7,8 @@ Example (the original README's OMP command on the embedded digits data):
 
 from __future__ import annotations
 
-import arg_parser
-import pruning_rounds
-from experiment import model_meta
+from experiments import arg_parser, pruning_rounds
+from experiments.experiment import model_meta
 from utils import log, run_cli
 
 

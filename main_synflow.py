@@ -10,11 +10,9 @@ main_forget.py --mask. Rounds after the first prune by magnitude, as in main_imp
 
 from __future__ import annotations
 
-import arg_parser
 import pruner
-import pruning_rounds
-import run_identity
-from experiment import model_meta
+from experiments import arg_parser, pruning_rounds, run_identity
+from experiments.experiment import model_meta
 from utils import log, run_cli
 
 SYNFLOW_ITERATIONS = 100

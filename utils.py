@@ -30,7 +30,8 @@ def run_cli(main, argv=None, how=RESUMABLE) -> None:
     (its results are written, marked so); 128 + n stopped by signal n after saving its progress.
     ``how``: (the script's output flag, what to do after a stop), for scripts without --save_dir/--resume.
     """
-    import interrupts  # imported here: utils is imported by every module, interrupts by few
+
+    from training import interrupts  # imported here: utils is imported by every module, interrupts by few
 
     output_flag, after_stop = how
     try:

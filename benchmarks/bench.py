@@ -37,7 +37,8 @@ import dataset  # noqa: E402
 import models  # noqa: E402
 import reference  # noqa: E402
 import unlearn  # noqa: E402
-from trainer import Runtime, cross_entropy, make_optimizer, train_epoch  # noqa: E402
+from training.runtime import Runtime
+from training.trainer import cross_entropy, make_optimizer, train_epoch
 from unlearn import fisher, wfisher  # noqa: E402
 from unlearn.context import UnlearnContext  # noqa: E402
 from utils import atomic_write_json, resolve_device  # noqa: E402
@@ -140,7 +141,7 @@ def bench_unlearn(arch, n_train, runtime, epochs=1):
     for name in sorted(unlearn.METHODS):
         args.unlearn = name
         model = make_model(arch, data, runtime)
-        ctx = UnlearnContext(data, forget, retain, args, runtime, None, log=lambda line: None)
+        ctx = UnlearnContext.build(data, forget, args, runtime, retain_indices=retain, log=lambda line: None)
         sync(runtime.device)
         start = time.perf_counter()
         unlearn.get_method(name).fn(model, ctx)
@@ -229,7 +230,7 @@ def bench_reference(arch, runtime, n_train=1500, n_forget=200):
     forget = np.sort(np.random.default_rng(2).choice(len(labels), n_forget, replace=False))
     retain = np.setdiff1d(np.arange(len(labels)), forget)
     args = argparse.Namespace(seed=2, batch_size=256, no_aug=True, alpha=1e-6)
-    ctx = UnlearnContext(data, forget, retain, args, fp32, None, log=lambda line: None)
+    ctx = UnlearnContext.build(data, forget, args, fp32, "FT", retain_indices=retain, log=lambda line: None)
     images = data.train_images.float().div(255)
     out = {"arch": arch, "train_samples": len(labels), "forget_samples": n_forget}
     start = make_model(arch, data, fp32)
@@ -286,7 +287,8 @@ import sys, time, numpy as np, torch
 sys.path.insert(0, {root!r})
 sys.path.insert(0, {here!r})
 import bench
-from trainer import Runtime, make_optimizer, train_epoch
+from training.runtime import Runtime
+from training.trainer import make_optimizer, train_epoch
 runtime = Runtime(torch.device({device!r}), fast=False, progress=False)
 data = bench._digits_sized(1300, runtime.device)
 model = bench.make_model({arch!r}, data, runtime)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from evaluation import mia
-from interrupts import Diverged
-from trainer import predict, weights_are_finite
+from training.interrupts import Diverged
+from training.trainer import predict, weights_are_finite
 
 
 def probabilities(model, batches, runtime):

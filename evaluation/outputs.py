@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from trainer import predict
+from training.trainer import predict
 from utils import UsageError, atomic_write_bytes
 
 TEST_SAMPLE_SIZE = 1000

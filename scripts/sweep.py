@@ -52,21 +52,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import arg_parser  # noqa: E402  (the help formatter: every default shown)
-import run_files  # noqa: E402  (what a finished run leaves)
-import run_identity  # noqa: E402  (what makes two runs the same experiment)
+import dataset  # noqa: E402  (the dataset registry: each dataset's random-forgetting count)
 import unlearn  # noqa: E402  (the method registry: each method's sweep arguments)
-from utils import UsageError  # noqa: E402
-
-# 10% of D (the training set after the 10% validation split) for random forgetting.
-RANDOM_COUNT = {
-    "cifar10": 4500,
-    "cifar100": 4500,
-    "svhn": 6593,
-    "TinyImagenet": 9000,
-    "digits": 129,
-    "fashionmnist": 5400,
-}
+from experiments import arg_parser, run_files, run_identity, training_files, unlearning_files  # noqa: E402
+from experiments.slurm import EXIT_MARK, sbatch_script  # noqa: E402  (the array script the audit shares)
+from utils import UsageError, atomic_write_text  # noqa: E402
 
 SCENARIO_ARGS = {
     "class": lambda a: ["--class_to_replace", str(a.forget_class)],
@@ -115,12 +105,14 @@ class Run:
         folder = cwd / self.save_dir
         try:
             if self.stage == "prune":
-                saved = run_files.finished_training(folder)
+                saved = training_files.finished_training(folder)
             else:
-                saved = run_files.finished_unlearning(folder, self.lock)
+                saved = unlearning_files.finished_unlearning(folder, self.lock)
             if saved is None:
                 return None, ""
-            expected = run_identity.expected_from_argv(self.argv, lambda path: run_files.mask_fingerprint(cwd / path))
+            expected = run_identity.expected_from_argv(
+                self.argv, lambda path: training_files.mask_fingerprint(cwd / path)
+            )
         except UsageError as err:
             return "conflicting", str(err)
         found = run_identity.differences(saved, expected, partial=True)
@@ -251,7 +243,6 @@ def plan(args) -> dict[str, list[Run]]:
 
 # ----------------------------------------------------------------------------- the state of a run
 
-EXIT_MARK = "=== exit "  # the last line a run's log.txt gets, locally or under Slurm
 STOPPED_BY_SIGNAL = ("130", "143", "-2", "-15")  # SIGINT, SIGTERM: the scripts exit 128 + n after saving
 
 
@@ -373,46 +364,6 @@ def run_pool(runs: list[Run], gpus: list[str], cwd: Path = REPO, echo=print) -> 
 # ----------------------------------------------------------------------------- Slurm
 
 
-def sbatch_script(
-    stage: str, n_tasks: int, commands_file: Path, log_dir: Path, array_limit: int | None, gpus: int = 1
-) -> str:
-    """An array job whose task i runs line i+1 of ``commands_file``, logging to that run's log.txt.
-
-    The run's folder is line i+1 of the ``.dirs`` file beside it; its log.txt gets a header, the
-    output and an ``=== exit N`` line, as local runs do, so ``--status`` reads both the same way.
-    """
-    limit = f"%{array_limit}" if array_limit else ""
-    gres = f"#SBATCH --gres=gpu:{gpus}\n" if gpus else ""
-    q = shlex.quote
-    dirs_file = commands_file.with_suffix(".dirs")
-    return f"""#!/bin/bash
-#SBATCH --job-name=sweep_{stage}
-#SBATCH --array=0-{n_tasks - 1}{limit}
-{gres}#SBATCH --output={log_dir}/{stage}_%A_%a.out
-# Written by scripts/sweep.py: array task i runs line i+1 of {commands_file.name}, logging to the run's log.txt.
-set -euo pipefail
-cd {q(str(REPO))}
-line=$((SLURM_ARRAY_TASK_ID + 1))
-cmd=$(sed -n "${{line}}p" {q(str(commands_file))})
-if [ -z "$cmd" ]; then
-    echo "no command on line $line of {commands_file}" >&2
-    exit 1
-fi
-dir=$(sed -n "${{line}}p" {q(str(dirs_file))} 2>/dev/null || true)
-log=/dev/stdout
-if [ -n "$dir" ]; then mkdir -p "$dir"; log="$dir/log.txt"; fi
-echo "task $SLURM_ARRAY_TASK_ID on $(hostname): $cmd (log: $log)"
-task="${{SLURM_ARRAY_JOB_ID:-}}_$SLURM_ARRAY_TASK_ID"
-echo "=== $(date '+%Y-%m-%d %H:%M:%S') slurm $task on $(hostname) $cmd" >> "$log"
-set +e
-(eval "$cmd") >> "$log" 2>&1
-status=$?
-set -e
-echo "{EXIT_MARK}$status" >> "$log"
-exit $status
-"""
-
-
 def write_slurm(stage: str, runs: list[Run], args) -> tuple[Path, list[str]]:
     """Write {root}/sweep_{stage}.commands and .sbatch for the pending runs; return the script and sbatch argv."""
     root = REPO / args.root
@@ -420,10 +371,10 @@ def write_slurm(stage: str, runs: list[Run], args) -> tuple[Path, list[str]]:
     commands_file, script_file = root / f"sweep_{stage}.commands", root / f"sweep_{stage}.sbatch"
     log_dir = root / "slurm_logs"
     log_dir.mkdir(exist_ok=True)
-    commands_file.write_text("".join(run.command + "\n" for run in runs))
-    commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir}\n" for run in runs))
+    atomic_write_text("".join(run.command + "\n" for run in runs), commands_file)
+    atomic_write_text("".join(f"{run.save_dir}\n" for run in runs), commands_file.with_suffix(".dirs"))
     script = sbatch_script(stage, len(runs), commands_file, log_dir, args.array_limit, args.slurm_gpus)
-    script_file.write_text(script)
+    atomic_write_text(script, script_file)
     limit = f"%{args.array_limit}" if args.array_limit else ""
     sbatch = ["sbatch", "--parsable", f"--array=0-{len(runs) - 1}{limit}"] + shlex.split(args.slurm_args)
     return script_file, sbatch
@@ -529,7 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--random-count",
         type=int,
         default=None,
-        help=f"samples forgotten in the random scenario (default 10%% of D: {RANDOM_COUNT})",
+        help="samples forgotten in the random scenario (default: the dataset's registered count, 10%% of D: "
+        + ", ".join(f"{entry.name} {entry.random_count}" for entry in dataset.DATASETS.values())
+        + ")",
     )
     extra = p.add_argument_group("method and run arguments")
     extra.add_argument("--alpha-ff", type=_float_text, default="1e-8", help="--alpha of fisher_new (FF); tune it")
@@ -593,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_writable(root: Path) -> None:
     try:
-        arg_parser.check_save_dir(root, "--root")
+        run_files.check_save_dir(root, "--root")
     except UsageError as err:
         raise SweepError(str(err)) from None
 
@@ -645,12 +598,9 @@ def check_args(args) -> None:
     if bad:
         raise SweepError(f"unknown scenario {', '.join(bad)}; choose from {', '.join(SCENARIO_ARGS)}")
     if args.random_count is None and "random" in args.scenarios:
-        if args.dataset not in RANDOM_COUNT:
-            raise SweepError(
-                f"no default --random-count for dataset '{args.dataset}' (known: "
-                f"{', '.join(RANDOM_COUNT)}); give --random-count"
-            )
-        args.random_count = RANDOM_COUNT[args.dataset]
+        if args.dataset not in dataset.DATASETS:
+            raise SweepError(f"unknown --dataset '{args.dataset}'; choose from {', '.join(dataset.DATASETS)}")
+        args.random_count = dataset.DATASETS[args.dataset].random_count
     if not (args.dry_run or args.status):
         _check_writable(REPO / args.root)
     if args.slurm and args.gpus:

@@ -10,13 +10,14 @@ import torch
 from conftest import ARCH
 from scipy.stats import norm
 
-import audit
-import audit_report
 import main_audit
 import main_forget
 import report
 from evaluation import audit_stats
 from evaluation.outputs import KEYS, load_outputs, sampled_test_indices, save_outputs
+from experiments import audit
+from reporting import audit_report
+from training import interrupts
 from utils import UsageError
 
 RUN_ARGS = " ".join(ARCH)
@@ -275,7 +276,6 @@ def test_the_report_names_how_the_forget_set_was_chosen():
 def test_a_stop_signal_starts_no_further_run_and_exits_143(trained_mask, tmp_path, monkeypatch, capsys):
     import signal
 
-    import interrupts
     import utils
 
     monkeypatch.setattr(interrupts, "requested", lambda: signal.SIGTERM)

@@ -12,14 +12,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-import backdoor
-import backdoor_run
 import dataset
 import main_backdoor
 import pruner
 import utils
-from experiment import build_model
-from trainer import Runtime
+from dataset import poisoning
+from evaluation import attack
+from experiments import backdoor_run
+from experiments.experiment import build_model
+from training.runtime import Runtime
 
 CPU = Runtime(torch.device("cpu"), progress=False)
 ARGS = [
@@ -61,7 +62,7 @@ def test_trigger_pixels_exact_on_a_known_image(value, pixel):
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(200).add(20).to(torch.uint8)
     images = images.view(2, 3, 8, 8)
     kept = images.clone()
-    out = backdoor.add_trigger(images, 2, value)
+    out = poisoning.add_trigger(images, 2, value)
     assert torch.equal(images, kept)  # the input is not written to
     expected = kept.clone()
     expected[:, :, 4:6, 4:6] = pixel  # rows and columns [-2-2, -2) of an 8x8 image, every channel
@@ -69,7 +70,7 @@ def test_trigger_pixels_exact_on_a_known_image(value, pixel):
 
 
 def test_trigger_of_size_4_on_32x32_sits_two_pixels_in_from_the_corner():
-    out = backdoor.add_trigger(torch.full((1, 3, 32, 32), 200, dtype=torch.uint8), 4, 0.0)
+    out = poisoning.add_trigger(torch.full((1, 3, 32, 32), 200, dtype=torch.uint8), 4, 0.0)
     rows, cols = torch.nonzero(out[0, 0] == 0, as_tuple=True)
     assert sorted(set(rows.tolist())) == [26, 27, 28, 29] and sorted(set(cols.tolist())) == [26, 27, 28, 29]
     assert int((out == 0).sum()) == 3 * 16
@@ -81,8 +82,8 @@ def test_trigger_of_size_4_on_32x32_sits_two_pixels_in_from_the_corner():
 )
 def test_bad_triggers_are_refused(size, value, words):
     with pytest.raises(utils.UsageError, match=words.replace(".", r"\.")):
-        backdoor.check_trigger(size, value, (1, 8, 8))
-    backdoor.check_trigger(6, 1.0, (1, 8, 8))  # the largest that fits
+        poisoning.check_trigger(size, value, (1, 8, 8))
+    poisoning.check_trigger(6, 1.0, (1, 8, 8))  # the largest that fits
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,10 @@ def clean_data():
 
 def test_poisoning_changes_only_the_chosen_samples(clean_data):
     images_before, labels_before = clean_data.train_images.clone(), clean_data.train_labels.clone()
-    poisoned = backdoor.choose_poisoned(clean_data.train_labels.numpy(), 100, seed=2)
+    poisoned = poisoning.choose_poisoned(clean_data.train_labels.numpy(), 100, seed=2)
     assert np.array_equal(poisoned, dataset.select_forget(clean_data.train_labels.numpy(), -1, 100, 2))
     assert len(poisoned) == len(np.unique(poisoned)) == 100
-    data = backdoor.poison(clean_data, poisoned, 2, 1.0, target=3)
+    data = poisoning.poison(clean_data, poisoned, 2, 1.0, target=3)
     assert torch.equal(clean_data.train_images, images_before) and torch.equal(clean_data.train_labels, labels_before)
     is_poisoned = torch.zeros(len(labels_before), dtype=torch.bool)
     is_poisoned[torch.from_numpy(poisoned)] = True
@@ -103,7 +104,7 @@ def test_poisoning_changes_only_the_chosen_samples(clean_data):
     assert torch.equal(data.train_labels[~is_poisoned], labels_before[~is_poisoned])
     assert torch.equal(data.train_images[~is_poisoned], images_before[~is_poisoned])
     assert torch.all(data.train_images[is_poisoned][:, :, 4:6, 4:6] == 255)
-    assert torch.equal(data.train_images[is_poisoned], backdoor.add_trigger(images_before[is_poisoned], 2, 1.0))
+    assert torch.equal(data.train_images[is_poisoned], poisoning.add_trigger(images_before[is_poisoned], 2, 1.0))
     assert data.test_images is clean_data.test_images and data.val_labels is clean_data.val_labels
 
 
@@ -124,13 +125,13 @@ def test_asr_on_a_hand_made_case(clean_data):
     images[[0, 1, 3], 0, 0, 0] = 255
     labels = torch.tensor([0, 1, 2, 0])
     data = dataclasses.replace(clean_data, test_images=images, test_labels=labels)
-    metrics = backdoor.backdoor_metrics(CornerDetector(), data, 2, 1.0, target=0, runtime=CPU)
+    metrics = attack.backdoor_metrics(CornerDetector(), data, 2, 1.0, target=0, runtime=CPU)
     assert metrics["ASR"] == pytest.approx(75.0)  # 3 of 4 predicted 0 with the trigger
     assert metrics["ASR_nontarget"] == pytest.approx(50.0)  # of the labels 1 and 2, image 1 is fooled
     assert metrics["SA"] == pytest.approx(25.0)  # clean: everything predicted 1, right only for image 1
-    black = backdoor.backdoor_metrics(CornerDetector(), data, 2, 0.0, target=0, runtime=CPU)
+    black = attack.backdoor_metrics(CornerDetector(), data, 2, 0.0, target=0, runtime=CPU)
     assert black["ASR"] == 0.0 and black["ASR_nontarget"] == 0.0
-    rates = backdoor.attack_success_rate(torch.tensor([2, 2]), torch.tensor([2, 2]), target=2)
+    rates = attack.attack_success_rate(torch.tensor([2, 2]), torch.tensor([2, 2]), target=2)
     assert rates["ASR"] == 100.0 and np.isnan(rates["ASR_nontarget"])
 
 
@@ -187,7 +188,7 @@ def test_end_to_end_writes_results_and_models(first_run, clean_data):
     args = main_backdoor.make_parser().parse_args(ARGS)
     model = build_model(args, clean_data, seed=0)
     pruner.load_pruned_state(model, checkpoint["state_dict"])
-    metrics = backdoor.backdoor_metrics(model, clean_data, 2, 1.0, 0, CPU)
+    metrics = attack.backdoor_metrics(model, clean_data, 2, 1.0, 0, CPU)
     assert metrics["ASR"] == pytest.approx(saved["ASR_before"]) and metrics["SA"] == pytest.approx(saved["SA_before"])
     assert not (out / "FT_backdoor_progress.pth.tar").exists()
 

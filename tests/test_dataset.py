@@ -17,7 +17,7 @@ def test_digits_shapes_and_partition(digits_raw):
     test_counts = np.bincount(raw.test_labels.numpy(), minlength=10)
     assert np.all(np.abs(train_counts / (train_counts + test_counts) - 0.8) < 0.01)
     assert raw.crop_padding == 1 and raw.flip is False
-    assert raw.info["test_split_seed"] == dataset.DIGITS_TEST_SPLIT_SEED
+    assert raw.info["test_split_seed"] == dataset.readers.DIGITS_TEST_SPLIT_SEED
 
 
 def test_validation_split_sizes_disjoint_and_rule(digits_raw):

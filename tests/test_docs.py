@@ -16,6 +16,7 @@ import main_imp
 import main_synflow
 import report
 import unlearn
+from reporting import method_table
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Shell variables in the docs' commands, given a value of the right kind so the command can be parsed.
@@ -94,13 +95,17 @@ def test_the_documents_hold_commands_for_every_script():
     assert scripts >= set(PARSERS)
 
 
-def test_the_readme_method_table_is_the_registry():
-    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \|[^|]*\|\s*([^|]*?)\s*\|$", (ROOT / "README.md").read_text(), re.M)
-    table = {name: (paper.strip(), flags.strip()) for name, paper, flags in rows if name != "--unlearn"}
-    listed = [method for method in unlearn.listed() if method.name in table or method.in_tables or method.demo_args]
-    for method in listed:
-        assert method.name in table, f"{method.name} is registered but not in the README's table"
-        paper, flags = table[method.name]
-        assert paper == method.paper_name, method.name
-        assert all(f"`--{flag.name}`" in flags for flag in method.flags), method.name
-    assert set(table) <= set(unlearn.METHODS), "the README lists a method that is not registered"
+@pytest.mark.parametrize("name, kind", [("README.md", "readme"), ("docs/methods.md", "methods")])
+def test_the_checked_in_method_tables_are_the_registrys(name, kind):
+    """Regenerate with ``python scripts/docs_tables.py`` after adding or changing a method."""
+    checked_in = method_table.checked_in((ROOT / name).read_text())
+    assert checked_in == method_table.markdown(kind), f"{name}: run python scripts/docs_tables.py"
+
+
+def test_the_generated_table_has_one_row_per_method_with_its_paper_name_and_flags(monkeypatch):
+    monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
+    flag = unlearn.Flag("probe_strength", 1.0, float, "probe")
+    unlearn.register("probe", paper_name="Probe", help="a | b", rank=999, flags=(flag,))(lambda model, ctx: None)
+    rows = method_table.markdown("readme").splitlines()[2:]
+    assert len(rows) == len(unlearn.METHODS)
+    assert rows[-1] == "| `probe` | Probe | a \\| b | `--probe_strength` |"  # the last rank is the last row

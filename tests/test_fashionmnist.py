@@ -14,7 +14,7 @@ import main_imp
 import models
 from utils import UsageError
 
-FILES = dataset.FASHION_MNIST_FILES
+FILES = dataset.readers.FASHION_MNIST_FILES
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -57,7 +57,7 @@ def test_idx_reader_reads_the_official_format(tmp_path, gz):
     labels = np.array([7, 0, 9], dtype=np.uint8)
     image_file = write_idx(tmp_path / "images", images, gz)
     label_file = write_idx(tmp_path / "labels", labels, gz)
-    read_images, read_labels = dataset.read_idx(image_file, 3), dataset.read_idx(label_file, 1)
+    read_images, read_labels = dataset.readers.read_idx(image_file, 3), dataset.readers.read_idx(label_file, 1)
     assert read_images.shape == (3, 28, 28) and read_images.dtype == np.uint8
     np.testing.assert_array_equal(read_images, images)
     np.testing.assert_array_equal(read_labels, labels)
@@ -68,15 +68,15 @@ def test_idx_reader_refuses_truncated_and_foreign_files(tmp_path):
     truncated = tmp_path / "train-images-idx3-ubyte"
     truncated.write_bytes(payload[:-10])
     with pytest.raises(UsageError, match="truncated") as err:
-        dataset.read_idx(truncated, 3)
+        dataset.readers.read_idx(truncated, 3)
     assert str(truncated) in str(err.value)
     labels_as_images = write_idx(tmp_path / "labels", np.zeros(5, dtype=np.uint8), gz=False)
     with pytest.raises(UsageError, match="magic 2049"):
-        dataset.read_idx(labels_as_images, 3)
+        dataset.readers.read_idx(labels_as_images, 3)
     broken_gz = tmp_path / "x.gz"
     broken_gz.write_bytes(b"not gzip at all")
     with pytest.raises(UsageError, match="x.gz"):
-        dataset.read_idx(broken_gz, 1)
+        dataset.readers.read_idx(broken_gz, 1)
 
 
 @pytest.mark.parametrize("layout", ["torchvision", "flat"])
@@ -101,7 +101,7 @@ def test_missing_files_name_both_ways_to_get_them(tmp_path, monkeypatch):
             raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
-    monkeypatch.setattr(dataset, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(dataset.readers, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
     with pytest.raises(UsageError) as err:
         dataset.load_raw("fashionmnist", str(tmp_path / "data"))
     message = str(err.value)
@@ -120,7 +120,7 @@ def test_missing_files_are_downloaded_with_torchvision_where_a_network_exists(tm
             tiny_fashion(Path(root) / "FashionMNIST" / "raw")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Download)
-    monkeypatch.setattr(dataset, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(dataset.readers, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
     raw = dataset.load_raw("fashionmnist", str(tmp_path / "data"))
     assert raw.train_images.shape[1:] == (1, 28, 28) and len(raw.test_labels) == 60
 
@@ -213,5 +213,5 @@ def test_fashionmnist_end_to_end_with_train_subset(tmp_path, capsys):
 
 def test_a_dataset_name_cannot_be_registered_twice():
     with pytest.raises(ValueError, match="registered twice"):
-        dataset.register_dataset("fashionmnist")(lambda **_: None)
-    assert dataset.DATASETS["fashionmnist"] is dataset.load_fashion_mnist
+        dataset.register_dataset("fashionmnist", "again", random_count=1)(lambda **_: None)
+    assert dataset.DATASETS["fashionmnist"].load is dataset.readers.load_fashion_mnist

@@ -3,7 +3,7 @@ import argparse
 import numpy as np
 import pytest
 
-from forget_set import choose_forget_set, parse_indices
+from dataset import choose_forget_set, parse_indices
 from utils import UsageError
 
 LABELS = np.repeat(np.arange(4), 25)  # 100 samples, 25 per class

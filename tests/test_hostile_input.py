@@ -15,7 +15,6 @@ from conftest import ARCH
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import audit
 import dataset
 import main_audit
 import main_backdoor
@@ -24,6 +23,7 @@ import main_imp
 import main_synflow
 import report
 import utils
+from experiments import audit
 
 # 25 examples each in make test (under a minute together); the "thorough" profile (conftest.py) gives more
 EXAMPLES = settings.default.max_examples if settings.default.max_examples > 100 else 25

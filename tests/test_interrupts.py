@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import dataset
-import interrupts
 import models
-from trainer import Runtime, cross_entropy, make_optimizer, train_epoch
+from training import interrupts
+from training.runtime import Runtime
+from training.trainer import cross_entropy, make_optimizer, train_epoch
 from unlearn.context import UnlearnContext
 from unlearn.loop import iterate
 
@@ -109,28 +110,30 @@ def _context(data, progress, resume=None):
     args = Namespace(unlearn_lr=0.02, momentum=0.9, weight_decay=5e-4, decreasing_lr="2", unlearn_epochs=3)
     args.__dict__.update(warmup=0, batch_size=64, no_aug=False, seed=4)
     retain = np.arange(400)
-    ctx = UnlearnContext(data, np.arange(400, 450), retain, args, RUNTIME, log=lambda line: None)
-    ctx.on_epoch = lambda state: progress.append(copy.deepcopy(state))
-    ctx.resume = resume
+    ctx = UnlearnContext.build(
+        data, np.arange(400, 450), args, RUNTIME, "FT", retain_indices=retain, milestones=(2,), log=lambda line: None
+    )
+    ctx.progress.save = lambda state: progress.append(copy.deepcopy(state))
+    ctx.progress.resume = resume
     return ctx
 
 
 def test_unlearning_loop_stopped_mid_epoch_saves_and_resumes_bit_equal(data):
     reference = small_model(data)
-    iterate(reference, _context(data, []), "retain", lambda epoch: cross_entropy, "FT")
+    iterate(reference, _context(data, []), "retain", lambda epoch: cross_entropy)
 
     model, progress = small_model(data), []
     steps_per_epoch = 7  # 400 retain samples in batches of 64
     stopping = stop_after(steps_per_epoch + 3)  # counts batches across epochs
     with interrupts.graceful_stop(), pytest.raises(interrupts.Stopped) as stop:
-        iterate(model, _context(data, progress), "retain", lambda epoch: stopping, "FT")
+        iterate(model, _context(data, progress), "retain", lambda epoch: stopping)
     assert stop.value.signum == signal.SIGTERM and stop.value.exit_status == 143
     assert "FT epoch 1 after batch 3 of 7" in stop.value.where
     saved = progress[-1]
     assert saved["epoch"] == 1 and saved["partial_epoch"]["steps"] == 3
     resumed_model = small_model(data, seed=3)
     resumed_model.load_state_dict(model.state_dict())
-    iterate(resumed_model, _context(data, [], resume=saved), "retain", lambda epoch: cross_entropy, "FT")
+    iterate(resumed_model, _context(data, [], resume=saved), "retain", lambda epoch: cross_entropy)
     for key, value in reference.state_dict().items():
         assert torch.equal(value, resumed_model.state_dict()[key]), key
 

@@ -1,39 +1,20 @@
 """main_forget.py end to end on digits: every registered method, the results file, resume, RTE."""
 
 import json
+import shlex
 import time
 
 import numpy as np
 import pytest
 import torch
 
-import experiment
 import main_forget
 import main_imp
 import pruner
-import run_files
 import unlearn
-import unlearning_run
+from experiments import experiment, training_files, unlearning_run
 
 ARCH = ["--dataset", "digits", "--arch", "resnet20s", "--no-progress", "--device", "cpu"]
-FAST_ARGS = {
-    "retrain": ["--unlearn_epochs", "1"],
-    "FT": ["--unlearn_epochs", "1"],
-    "GA": ["--unlearn_epochs", "1"],
-    "FT_prune": ["--unlearn_epochs", "2", "--alpha", "1e-4"],
-    "FT_l1": ["--unlearn_epochs", "1", "--alpha", "1e-4"],
-    "GA_l1": ["--unlearn_epochs", "1", "--alpha", "1e-4"],
-    "fisher_new": ["--alpha", "1e-7", "--no-aug"],
-    "wfisher": ["--alpha", "1", "--no-aug"],
-    "raw": [],
-    "RL": ["--unlearn_epochs", "1"],
-    "SalUn": ["--unlearn_epochs", "1"],
-    "boundary_expanding": ["--unlearn_epochs", "1"],
-    "boundary_shrink": ["--unlearn_epochs", "1"],
-    "SCRUB": ["--unlearn_epochs", "1"],
-    "NegGrad+": ["--unlearn_epochs", "1"],
-    "SSD": [],
-}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +60,7 @@ def run(checkpoint, out, method, *extra):
             str(out),
             "--batch_size",
             "128",
-            *FAST_ARGS.get(method, []),
+            *shlex.split(unlearn.get_method(method).test_args),  # its registry entry's fast arguments
             *extra,
         ]
     )
@@ -133,7 +114,7 @@ def test_retrain_starts_fresh_under_the_mask(checkpoint, tmp_path):
     import dataset
 
     data = dataset.load_data(args)
-    state_dict, _ = run_files.load_mask_file(checkpoint, args)
+    state_dict, _ = training_files.load_mask_file(checkpoint, args)
     runtime = experiment.make_runtime(args)
     fresh = unlearning_run.prepare_model(args, data, unlearn.get_method("retrain"), state_dict, runtime).state_dict()
     loaded = unlearning_run.prepare_model(args, data, unlearn.get_method("FT"), state_dict, runtime).state_dict()

@@ -16,7 +16,8 @@ import models
 import pruner
 import report
 from evaluation.distance import effective_parameters, js_divergence, weight_l2
-from output_distance import OutputMeter, Outputs, mismatch
+from reporting import document
+from reporting.output_distance import OutputMeter, Outputs, mismatch
 
 LN2 = math.log(2)
 
@@ -141,7 +142,7 @@ def by_method(rows):
 
 def test_report_measures_ft_against_retrain(sweep, tmp_path):
     meter = OutputMeter("cpu")
-    result = report.build_report([sweep], tmp_path, meter=meter)
+    result = document.build_report([sweep], tmp_path, meter=meter)
     rows = by_method(result["rows"])
     ft, retrain, ga = rows["FT"], rows["retrain"], rows["GA"]
     assert (retrain["JS_forget_mean"], retrain["JS_test_mean"], retrain["L2_to_retrain_mean"]) == (0.0, 0.0, 0.0)
@@ -163,7 +164,7 @@ def test_report_measures_ft_against_retrain(sweep, tmp_path):
 
 def test_report_values_match_an_independent_computation(sweep, tmp_path):
     """JS via scipy on the two models' test-set softmax; ℓ2 over the masked weights, both rebuilt here."""
-    ft_row = by_method(report.build_report([sweep], tmp_path, meter=OutputMeter("cpu"))["rows"])["FT"]
+    ft_row = by_method(document.build_report([sweep], tmp_path, meter=OutputMeter("cpu"))["rows"])["FT"]
     folder = sweep / "digits_resnet20s" / "unlearn" / "indices" / "r0.5"
     states = [torch.load(folder / m / "seed2" / f"{m}checkpoint.pth.tar", weights_only=True) for m in ("FT", "retrain")]
     dense = [pruner.dense_state(state["state_dict"]) for state in states]
@@ -189,7 +190,7 @@ def test_unreadable_checkpoint_is_a_problem_not_a_crash(sweep, tmp_path):
     shutil.copytree(sweep, copy)
     ft_checkpoint = next(copy.rglob("FTcheckpoint.pth.tar"))
     ft_checkpoint.write_bytes(b"not a checkpoint")
-    result = report.build_report([copy], tmp_path / "out", meter=OutputMeter("cpu"))
+    result = document.build_report([copy], tmp_path / "out", meter=OutputMeter("cpu"))
     rows = by_method(result["rows"])
     assert rows["FT"]["JS_test_mean"] is None and rows["retrain"]["JS_test_mean"] == 0.0
     assert any("FT" in line and "FTcheckpoint.pth.tar" in line for line in result["problems"])

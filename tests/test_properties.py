@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pruner
-import pruning_rounds
-from dataset import select_forget, validation_split
-from forget_set import choose_forget_set
+from dataset import choose_forget_set, select_forget, validation_split
+from experiments import pruning_rounds
 from utils import UsageError
 
 FEW = settings(max_examples=40, deadline=None)

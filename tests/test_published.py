@@ -5,8 +5,7 @@ import csv
 import pytest
 from test_report import write_eval
 
-import published
-import report
+from reporting import document, published
 
 
 def test_the_published_file_holds_both_tables():
@@ -33,7 +32,7 @@ def test_report_puts_published_values_and_differences_beside_ours(tmp_path):
         write_eval(tmp_path / "runs", "FT", seed, 70.0, ratio=0.05, scenario="class")
         write_eval(tmp_path / "runs", "FT", seed, 5.0, scenario="random")
         write_eval(tmp_path / "runs", "FT", seed, 1.0, scenario="random", dataset="digits", arch="resnet20s")
-    built = report.build_report([str(tmp_path / "runs")], tmp_path / "out", with_published=True)
+    built = document.build_report([str(tmp_path / "runs")], tmp_path / "out", with_published=True)
     lines = {(x["source"], x["scenario"], x["sparsity"], x["method"], x["metric"]): x for x in built["published"]}
     dense_ft_ua = lines[("paper Table 1", "class", 0.0, "FT", "UA")]
     assert dense_ft_ua["ours"] == 25.0 and dense_ft_ua["published"] == 22.53
@@ -53,6 +52,6 @@ def test_report_puts_published_values_and_differences_beside_ours(tmp_path):
 
 def test_without_the_flag_nothing_is_compared(tmp_path):
     write_eval(tmp_path / "runs", "FT", 1, 20.0, scenario="class")
-    built = report.build_report([str(tmp_path / "runs")], tmp_path / "out")
+    built = document.build_report([str(tmp_path / "runs")], tmp_path / "out")
     assert built["published"] == [] and "Published results" not in built["text"]
     assert not (tmp_path / "out" / "published.csv").exists()

@@ -14,6 +14,7 @@ import main_forget
 import models
 import report
 import unlearn
+from reporting import collect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,42 +38,37 @@ def test_every_method_describes_itself_with_valid_flags(method):
         main_forget.make_parser().parse_args(["--unlearn", method.name, *shlex.split(filled)])
 
 
-def test_report_and_help_read_the_registry():
-    assert report.METHOD_ORDER == ("retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune")
-    assert report.METHOD_NAMES["FT_prune"] == "ℓ1-sparse" and report.method_name("gone") == "gone"
+def test_a_taken_rank_is_refused(monkeypatch):
+    monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
+    taken = unlearn.get_method("FT").rank
+    with pytest.raises(ValueError, match=f"rank {taken} is taken by 'FT'"):
+        unlearn.register("FT_again", help="again", rank=taken)(lambda model, ctx: None)
+    ranks = [method.rank for method in unlearn.listed()]
+    assert len(set(ranks)) == len(ranks)
+
+
+def test_the_papers_six_methods_are_the_tables_methods_in_the_papers_order():
+    paper = ("retrain", "FT", "GA", "fisher_new", "wfisher", "FT_prune")  # Table 1's rows, top to bottom
+    assert collect.METHOD_ORDER == paper
+    assert collect.METHOD_NAMES["FT_prune"] == "ℓ1-sparse" and collect.method_name("gone") == "gone"
+
+
+def test_report_help_and_listings_read_the_registry():
+    assert collect.METHOD_ORDER == tuple(method.name for method in unlearn.listed() if method.in_tables)
     help_text = main_forget.make_parser().format_help()
     assert all(method.name in help_text for method in unlearn.listed())
 
 
-def test_the_demo_reads_the_same_arguments_as_before():
-    output = subprocess.run(
-        [sys.executable, "scripts/method_args.py", "demo"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    assert output.splitlines() == [
-        "retrain --unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25",
-        "FT --unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32",
-        "GA --unlearn_epochs 5 --unlearn_lr 0.0001 --batch_size 32",
-        "fisher_new --alpha 1e-7 --no-aug",
-        "wfisher --alpha 1 --no-aug",
-        "FT_prune --unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
-        "RL --unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32",
-        "SCRUB --unlearn_epochs 3 --unlearn_lr 0.005 --batch_size 32 --scrub_forget_batch_size 64",
-        "NegGrad+ --unlearn_epochs 5 --unlearn_lr 0.01 --batch_size 32 --neggrad_beta 0.99",
-        "SalUn --unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32 --saliency_ratio 0.5",
-        "SSD --ssd_alpha 10 --ssd_lambda 1",
-        "boundary_expanding --unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
-        "boundary_shrink --unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
-    ]
+def _method_args(*mode):
+    command = [sys.executable, "scripts/method_args.py", *mode]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
 
 
-def test_make_demo_runs_the_papers_methods_by_default_and_all_on_request():
-    def listing(*mode):
-        command = [sys.executable, "scripts/method_args.py", "demo", *mode]
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
-
-    expected = [f"{m.name} {m.demo_args}".rstrip() for m in unlearn.listed() if m.in_tables and m.demo_args is not None]
-    assert listing("paper") == expected and len(expected) == 6
-    assert set(listing("paper")) < set(listing())
+def test_the_demo_runs_every_method_with_demo_arguments_and_the_papers_by_default():
+    listed = [method for method in unlearn.listed() if method.demo_args is not None]
+    assert _method_args("demo") == [f"{method.name} {method.demo_args}".rstrip() for method in listed]
+    paper = [f"{m.name} {m.demo_args}".rstrip() for m in listed if m.in_tables]
+    assert _method_args("demo", "paper") == paper and len(paper) == 6
     assert subprocess.run([sys.executable, "scripts/method_args.py", "demo", "some"], cwd=ROOT).returncode == 2
 
 
@@ -108,12 +104,13 @@ def test_functions_stay_short():
 def test_a_methods_own_flags_reach_the_parser_once(monkeypatch):
     monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
     flag = unlearn.Flag("demo_strength", 0.25, float, "a test-only flag")
-    unlearn.register("demo_a", help="a", flags=(flag,))(lambda model, ctx: None)
-    unlearn.register("demo_b", help="b", flags=(flag,))(lambda model, ctx: None)
+    unlearn.register("demo_a", help="a", rank=1001, flags=(flag,))(lambda model, ctx: None)
+    unlearn.register("demo_b", help="b", rank=1002, flags=(flag,))(lambda model, ctx: None)
     parser = main_forget.make_parser()
     assert parser.parse_args([]).demo_strength == 0.25
     assert parser.parse_args(["--demo_strength", "2"]).demo_strength == 2.0
-    unlearn.register("demo_c", help="c", flags=(unlearn.Flag("demo_strength", 1, int, "other"),))(lambda m, c: None)
+    other = unlearn.Flag("demo_strength", 1, int, "other")
+    unlearn.register("demo_c", help="c", rank=1003, flags=(other,))(lambda model, ctx: None)
     with pytest.raises(ValueError, match="--demo_strength is declared differently"):
         main_forget.make_parser()
 

@@ -16,8 +16,8 @@ from test_resume import assert_same_files, finish, start
 
 import main_forget
 import main_imp
-import report
 import utils
+from reporting import document
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_diverging_unlearning_writes_marked_results_and_exits_3(mask, tmp_path, 
     status, err2 = cli(main_forget.main, [*argv, "--num_indexes_to_replace", "100", "--resume"], capsys)
     assert status == 3 and err2 == err
     # the report lists it under the problems and averages nothing from it
-    built = report.build_report([str(out)], tmp_path / "report")
+    built = document.build_report([str(out)], tmp_path / "report")
     assert "GA diverged at epoch" in built["text"] and "left out of the means" in built["text"]
     assert built["rows"] == []
 

@@ -15,6 +15,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import report  # noqa: E402
+from reporting import collect, document, pairing, tables  # noqa: E402
+from training import interrupts  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,9 +96,9 @@ def two_methods(tmp_path):
 
 
 def test_means_sample_stds_gaps_and_avg_gap(two_methods):
-    runs, problems = report.load_runs([two_methods])
+    runs, problems = collect.load_runs([two_methods])
     assert problems == []
-    rows = report.summarise(runs)
+    rows = collect.summarise(runs)
     ft, retrain = row_of(rows, "FT"), row_of(rows, "retrain")
     assert (ft["UA_mean"], ft["UA_std"], ft["UA_gap"]) == pytest.approx((15.0, math.sqrt(50), 85.0))
     assert ft["UA_std"] == pytest.approx(7.0711, abs=1e-4)
@@ -112,8 +114,8 @@ def test_means_sample_stds_gaps_and_avg_gap(two_methods):
 
 
 def test_markdown_cells(two_methods):
-    rows = report.summarise(report.load_runs([two_methods])[0])
-    text = report.to_markdown(rows)
+    rows = collect.summarise(collect.load_runs([two_methods])[0])
+    text = tables.to_markdown(rows)
     assert "### cifar10 · resnet18 · random forgetting (4500 samples)" in text
     assert (
         "| 0.0% | FT | 15.00±7.07 (85.00) | 30.00±14.14 (70.00) | 99.00±0.00 (0.00) | 93.00±2.83 (2.00) | "
@@ -125,12 +127,12 @@ def test_markdown_cells(two_methods):
 def test_one_trial_has_a_blank_std_and_no_interval(tmp_path):
     write_eval(tmp_path, "retrain", 1, ua=5)
     write_eval(tmp_path, "GA", 1, ua=7)
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     ga = row_of(rows, "GA")
     assert (ga["UA_std"], ga["UA_ci_low"], ga["UA_ci_high"]) == (None, None, None)
-    text = report.to_markdown(rows)
+    text = tables.to_markdown(rows)
     assert "| GA | 7.00 (2.00) |" in text and "±" not in text and "t-interval" not in text
-    (row,) = [r for r in csv.DictReader(io.StringIO(report.to_csv(rows))) if r["method"] == "GA"]
+    (row,) = [r for r in csv.DictReader(io.StringIO(tables.to_csv(rows))) if r["method"] == "GA"]
     assert (row["UA_mean"], row["UA_std"], row["UA_ci_low"]) == ("7.0", "", "")
 
 
@@ -139,7 +141,7 @@ def test_sparsities_are_separate_rows_each_gapped_to_its_own_retrain(tmp_path):
     write_eval(tmp_path, "FT", 1, ua=4, ratio=1.0)
     write_eval(tmp_path, "retrain", 1, ua=20, ratio=0.05)
     write_eval(tmp_path, "FT", 1, ua=15, ratio=0.0500004)  # measured ratios differ in the last digits
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     assert [(r["sparsity"], r["method"]) for r in rows] == [
         (0.0, "retrain"),
         (0.0, "FT"),
@@ -155,24 +157,24 @@ def test_scenarios_and_datasets_are_separate_tables(tmp_path):
     write_eval(tmp_path, "retrain", 1, ua=100, scenario="class")
     write_eval(tmp_path, "FT", 1, ua=90, scenario="class")
     write_eval(tmp_path, "retrain", 1, ua=3, dataset="digits", arch="resnet20s")
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     assert row_of([r for r in rows if r["scenario"] == "class"], "FT")["UA_gap"] == pytest.approx(10.0)
-    assert report.to_markdown(rows).count("### ") == 3
+    assert tables.to_markdown(rows).count("### ") == 3
 
 
 def test_method_order_and_display_names(tmp_path):
     for method in ("zeta", "FT_prune", "raw", "wfisher", "fisher_new", "GA", "FT", "retrain"):
         write_eval(tmp_path, method, 1, ua=1)
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     assert [r["name"] for r in rows] == ["Retrain", "FT", "GA", "FF", "IU", "ℓ1-sparse", "Original", "zeta"]
 
 
 def test_missing_retrain_gives_na_and_a_problem(tmp_path):
     write_eval(tmp_path, "FT", 1, ua=10)
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     assert math.isnan(rows[0]["UA_gap"]) and math.isnan(rows[0]["avg_gap"])
-    assert "10.00 (n/a)" in report.to_markdown(rows)
-    (problem,) = report.gap_problems(rows)
+    assert "10.00 (n/a)" in tables.to_markdown(rows)
+    (problem,) = pairing.gap_problems(rows)
     assert "no Retrain run" in problem and "sparsity 0.0%" in problem
 
 
@@ -184,7 +186,7 @@ def test_bad_files_are_problems_not_crashes(tmp_path):
     del no_ua["UA"]
     (tmp_path / "x" / "noua_eval.json").write_text(json.dumps(no_ua))
     (tmp_path / "text_backdoor.json").write_text(json.dumps({"method": "FT", "SA_after": "high"}))
-    runs, problems = report.load_runs([tmp_path, tmp_path / "does_not_exist"])
+    runs, problems = collect.load_runs([tmp_path, tmp_path / "does_not_exist"])
     assert sorted(run["method"] for run in runs) == ["FT", "retrain"]
     assert len(problems) == 5
     joined = "\n".join(problems)
@@ -196,10 +198,10 @@ def test_duplicates_are_problems_and_other_settings_are_other_rows(tmp_path):
     write_eval(tmp_path / "a", "fisher_new", 1, ua=1, alpha=1e-8)
     write_eval(tmp_path / "b", "fisher_new", 1, ua=2, alpha=1e-8)
     write_eval(tmp_path / "a", "fisher_new", 2, ua=3, alpha=1e-7)
-    runs, problems = report.load_runs([tmp_path])
+    runs, problems = collect.load_runs([tmp_path])
     assert len(runs) == 2
     assert len(problems) == 1 and "same experiment and trial (--seed 1" in problems[0] and "ignored" in problems[0]
-    rows = report.summarise(runs)
+    rows = collect.summarise(runs)
     assert sorted((row["name"], row["UA_mean"]) for row in rows) == [
         ("FF (alpha=1e-07)", 3.0),
         ("FF (alpha=1e-08)", 1.0),
@@ -211,10 +213,10 @@ def test_missing_and_partial_runs(tmp_path):
         write_eval(tmp_path, "retrain", seed, ua=10)
     write_eval(tmp_path, "FT", 1, ua=10)
     write_eval(tmp_path, "FT", 3, ua=10)
-    rows = report.summarise(report.load_runs([tmp_path])[0])
-    partial = report.find_missing(rows)
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
+    partial = pairing.find_missing(rows)
     assert len(partial) == 1 and partial[0].startswith("partial:") and "FT has 2 of 3 seeds (seeds 1, 3)" in partial[0]
-    lines = report.find_missing(
+    lines = pairing.find_missing(
         rows, expect_methods=["retrain", "FT", "GA"], expect_seeds=[1, 2, 3, 4], expect_sparsities=[0.0, 50.0]
     )
     missing = [line for line in lines if line.startswith("missing:")]
@@ -229,12 +231,12 @@ def test_backdoor_table_means(tmp_path):
     write_backdoor(tmp_path, "FT_prune", 1, sa_after=90, asr_after=10)
     write_backdoor(tmp_path, "FT_prune", 2, sa_after=94, asr_after=20)
     write_backdoor(tmp_path, "FT", 1, sa_after=93, asr_after=80, ratio=0.05)
-    rows = report.summarise_backdoor(report.load_runs([tmp_path])[0])
+    rows = collect.summarise_backdoor(collect.load_runs([tmp_path])[0])
     l1 = row_of(rows, "FT_prune")
     assert (l1["SA_after_mean"], l1["SA_after_std"]) == pytest.approx((92.0, math.sqrt(8)))
     assert (l1["ASR_after_mean"], l1["ASR_after_std"]) == pytest.approx((15.0, math.sqrt(50)))
     assert l1["num_poisoned"] == 20 and l1["target"] == 0
-    text = report.backdoor_markdown(rows)
+    text = tables.backdoor_markdown(rows)
     assert "| 0.0% | ℓ1-sparse | 94.00±0.00 | 100.00±0.00 | 92.00±2.83 | 15.00±7.07 | 2 |" in text
     assert "| 95.0% | FT |" in text
 
@@ -243,7 +245,7 @@ def test_build_report_writes_every_file(two_methods, tmp_path):
     write_eval(two_methods, "FT", 1, ua=30, ratio=0.1)
     write_backdoor(two_methods, "FT", 1, sa_after=90, asr_after=10)
     out = tmp_path / "out"
-    result = report.build_report([two_methods], out, expect_seeds=[1, 2])
+    result = document.build_report([two_methods], out, expect_seeds=[1, 2])
     names = {path.name for path in result["files"]}
     assert names == {
         "report.md",
@@ -305,8 +307,8 @@ def test_impossible_metrics_are_problems_not_table_cells(tmp_path, key, value, w
     record = json.loads(path.read_text())
     record[key] = value
     path.write_text(json.dumps(record))  # json writes NaN and Infinity as Python reads them back
-    runs, problems = report.load_runs([tmp_path])
-    (row,) = report.summarise(runs)
+    runs, problems = collect.load_runs([tmp_path])
+    (row,) = collect.summarise(runs)
     assert (row["n_seeds"], row["UA_mean"]) == (1, 10.0)  # the bad seed is left out, not averaged in
     assert len(problems) == 1 and str(path) in problems[0] and words in problems[0]
 
@@ -319,7 +321,7 @@ def test_a_result_that_is_not_a_regular_file_is_listed_and_not_read(tmp_path):
     nested = tmp_path / "deep" / "retrain_eval.json"
     nested.parent.mkdir()
     nested.write_text("[" * 100_000 + "]" * 100_000)
-    runs, problems = report.load_runs([tmp_path])
+    runs, problems = collect.load_runs([tmp_path])
     assert len(runs) == 1
     assert any("GA_eval.json: not a regular file" in p for p in problems)
     assert any("retrain_eval.json: unreadable result" in p for p in problems)
@@ -335,12 +337,12 @@ def test_intervals_and_paired_changes_equal_a_hand_computation(tmp_path):
         for ratio, ft in ((1.0, ft_dense), (0.05, ft_sparse)):
             write_eval(tmp_path, "retrain", seed, ua=retrain[seed - 1], ratio=ratio)
             write_eval(tmp_path, "FT", seed, ua=ft[seed - 1], ratio=ratio)
-    runs, _ = report.load_runs([tmp_path])
-    row = row_of(report.summarise(runs), "FT")
+    runs, _ = collect.load_runs([tmp_path])
+    row = row_of(collect.summarise(runs), "FT")
     values = np.array(ft_dense, dtype=float)
     half = T_975_2DF * values.std(ddof=1) / math.sqrt(3)
     assert (row["UA_ci_low"], row["UA_ci_high"]) == pytest.approx((values.mean() - half, values.mean() + half))
-    (effect,) = [e for e in report.sparsity_effects(runs) if e["method"] == "FT"]
+    (effect,) = [e for e in pairing.sparsity_effects(runs) if e["method"] == "FT"]
     diffs = np.abs(np.subtract(ft_sparse, retrain)) - np.abs(np.subtract(ft_dense, retrain))  # -25, -28, -29
     half = T_975_2DF * diffs.std(ddof=1) / math.sqrt(3)
     assert effect["n_trials"] == 3 and effect["sparsity"] == 95.0
@@ -349,7 +351,7 @@ def test_intervals_and_paired_changes_equal_a_hand_computation(tmp_path):
     )
     assert effect["UA_verdict"] == "shrinks" and effect["RA_verdict"] == "inconclusive"  # RA gaps are 0 both
     assert effect["avg_gap_change"] == pytest.approx(diffs.mean() / 4) and effect["avg_gap_verdict"] == "shrinks"
-    text = report.effects_markdown(report.sparsity_effects(runs))
+    text = pairing.effects_markdown(pairing.sparsity_effects(runs))
     assert f"| 95.0% | FT | {diffs.mean():+.1f} [{diffs.mean() - half:+.1f}, {diffs.mean() + half:+.1f}] |" in text
 
 
@@ -364,9 +366,9 @@ def test_a_gap_that_grows_and_one_trial_get_their_verdicts():
 
 def test_runs_csv_has_one_row_per_run_with_its_identity_and_metrics(two_methods, tmp_path):
     write_backdoor(two_methods, "FT", 1, sa_after=90, asr_after=10)
-    result = report.build_report([two_methods], tmp_path / "out")
+    result = document.build_report([two_methods], tmp_path / "out")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "runs.csv").read_text())))
-    runs, _ = report.load_runs([two_methods])
+    runs, _ = collect.load_runs([two_methods])
     assert len(rows) == len(runs) == 5 and sorted(r["path"] for r in rows) == sorted(run["path"] for run in runs)
     ft = [r for r in rows if r["method"] == "FT" and r["kind"] == "unlearn"]
     assert sorted(float(r["UA"]) for r in ft) == [10.0, 20.0] and {r["identity.args.unlearn"] for r in ft} == {"FT"}
@@ -378,7 +380,7 @@ def test_runs_csv_has_one_row_per_run_with_its_identity_and_metrics(two_methods,
 
 def test_published_csv_keeps_its_header_when_nothing_matches(tmp_path):
     write_eval(tmp_path / "runs", "FT", 1, ua=10, dataset="digits", arch="resnet20s")
-    report.build_report([tmp_path / "runs"], tmp_path / "out", with_published=True)
+    document.build_report([tmp_path / "runs"], tmp_path / "out", with_published=True)
     header = (tmp_path / "out" / "published.csv").read_text().splitlines()
     assert header[0].split(",")[:3] == ["dataset", "arch", "scenario"] and len(header) == 1
 
@@ -386,7 +388,6 @@ def test_published_csv_keeps_its_header_when_nothing_matches(tmp_path):
 def test_a_stop_signal_ends_report_py_with_143_and_writes_nothing(two_methods, tmp_path, monkeypatch, capsys):
     import signal
 
-    import interrupts
     import utils
 
     monkeypatch.setattr(interrupts, "requested", lambda: signal.SIGTERM)
@@ -423,7 +424,7 @@ AUDIT = {
 )
 def test_a_damaged_audit_result_is_a_problem_and_the_report_goes_on(two_methods, tmp_path, change, words):
     (two_methods / "FT_audit.json").write_text(json.dumps({**AUDIT, **change}))
-    result = report.build_report([two_methods], tmp_path / "out")
+    result = document.build_report([two_methods], tmp_path / "out")
     assert result["audits"] == [] and len(result["rows"]) == 2
     assert any("FT_audit.json: unusable audit result" in p and words in p for p in result["problems"])
 
@@ -434,12 +435,12 @@ def test_a_backdoor_record_whose_target_is_a_list_is_a_problem(tmp_path):
     record = json.loads(path.read_text())
     record["args"]["class_to_replace"] = [0, 1]
     path.write_text(json.dumps(record))
-    runs, problems = report.load_runs([tmp_path])
+    runs, problems = collect.load_runs([tmp_path])
     assert runs == [] and len(problems) == 1 and "'class_to_replace' is [0, 1], not an integer" in problems[0]
 
 
 def test_a_well_formed_audit_result_is_read(two_methods, tmp_path):
     (two_methods / "FT_audit.json").write_text(json.dumps(AUDIT))
-    result = report.build_report([two_methods], tmp_path / "out")
+    result = document.build_report([two_methods], tmp_path / "out")
     (row,) = result["audits"]
     assert (row["method"], row["N"], row["accuracy"]["mean"], row["floor"]) == ("FT", 2, 0.7, None)

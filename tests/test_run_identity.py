@@ -19,21 +19,18 @@ from conftest import ARCH, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import arg_parser
 import main_backdoor
 import main_forget
 import main_imp
 import main_synflow
-import pruning_rounds
-import report
-import run_files
-import run_identity
 import unlearn
-import unlearning_run
 import utils
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import sweep  # noqa: E402
+
+from experiments import arg_parser, run_identity, training_files, unlearning_files
+from reporting import collect
 
 OMP = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5"]
 
@@ -69,14 +66,14 @@ class Interrupt(Exception):
 def test_a_mask_of_an_unfinished_round_is_neither_finished_for_the_sweep_nor_accepted(tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "prune"
     argv = [*OMP, "--save_dir", str(run_dir)]
-    marked = run_files.mark_round_finished
+    marked = training_files.mark_round_finished
 
     def killed_before_round_1_ends(save_dir, k):
         if k == 1:
             raise Interrupt
         marked(save_dir, k)
 
-    monkeypatch.setattr(pruning_rounds.run_files, "mark_round_finished", killed_before_round_1_ends)
+    monkeypatch.setattr(training_files, "mark_round_finished", killed_before_round_1_ends)
     with pytest.raises(Interrupt):
         main_imp.main(argv)
     monkeypatch.undo()
@@ -124,8 +121,8 @@ def ssd_runs(omp_dir, tmp_path_factory):
 
 
 def test_report_keeps_runs_of_other_settings_apart_and_names_the_difference(ssd_runs):
-    runs, problems = report.load_runs([ssd_runs])
-    rows = {row["name"]: row for row in report.summarise(runs)}
+    runs, problems = collect.load_runs([ssd_runs])
+    rows = {row["name"]: row for row in collect.summarise(runs)}
     assert {"SSD (ssd_alpha=10)", "SSD (ssd_alpha=0.5)", "FT (unlearn_lr=0.01)", "FT (unlearn_lr=0.02)"} <= set(rows)
     assert all(rows[name]["n_seeds"] == 1 for name in rows)
     assert not problems  # nothing is a duplicate: same seed, other experiment
@@ -144,7 +141,7 @@ def test_report_keeps_runs_from_masks_of_other_training_recipes_apart(ssd_runs, 
         record["seed"] = record["identity"]["args"]["seed"] = {"a": 1, "b": 2}[name]
         (tmp_path / name).mkdir()
         (tmp_path / name / "FT_eval.json").write_text(json.dumps(record))
-    rows = report.summarise(report.load_runs([tmp_path])[0])
+    rows = collect.summarise(collect.load_runs([tmp_path])[0])
     assert sorted(row["name"] for row in rows) == ["FT (mask lr=0.05)", "FT (mask lr=0.1)"]
 
 
@@ -156,15 +153,15 @@ def test_report_averages_trials_whose_masks_come_from_one_recipe_with_other_seed
         record["UA"] = 10.0 * seed
         (tmp_path / str(seed)).mkdir()
         (tmp_path / str(seed) / "FT_eval.json").write_text(json.dumps(record))
-    runs, problems = report.load_runs([tmp_path])
-    (row,) = report.summarise(runs)
+    runs, problems = collect.load_runs([tmp_path])
+    (row,) = collect.summarise(runs)
     assert (row["name"], row["n_seeds"], row["UA_mean"]) == ("FT", 2, 15.0) and not problems
 
 
 def test_report_lists_the_same_experiment_and_trial_twice_as_a_duplicate(ssd_runs, tmp_path):
     for name in ("a", "b"):
         shutil.copytree(ssd_runs / "ft0.01", tmp_path / name)
-    runs, problems = report.load_runs([tmp_path])
+    runs, problems = collect.load_runs([tmp_path])
     assert len(runs) == 1 and len(problems) == 1 and "same experiment and trial" in problems[0]
 
 
@@ -186,13 +183,13 @@ def test_resume_on_another_mask_behind_the_same_path_is_refused(omp_dir, tmp_pat
     shutil.copy(omp_dir / "1model_SA_best.pth.tar", tmp_path / "mask.pth.tar")
     argv = [*ARCH, "--mask", str(tmp_path / "mask.pth.tar"), "--unlearn", "FT", "--unlearn_epochs", "2"]
     argv += ["--save_dir", str(tmp_path / "run")]
-    save = run_files.save_progress
+    save = unlearning_files.save_progress
 
     def save_then_stop(*args, **kwargs):
         save(*args, **kwargs)
         raise Interrupt
 
-    monkeypatch.setattr(unlearning_run.run_files, "save_progress", save_then_stop)
+    monkeypatch.setattr(unlearning_files, "save_progress", save_then_stop)
     with pytest.raises(Interrupt):
         main_forget.main(argv)
     monkeypatch.undo()
@@ -217,7 +214,7 @@ def test_the_same_mask_by_a_relative_or_an_absolute_path_is_the_same_input(omp_d
 
 def test_main_imp_does_not_resume_a_main_synflow_run_nor_the_reverse(tmp_path, capsys, monkeypatch):
     argv = [*ARCH, "--epochs", "2", "--pruning_times", "1", "--rate", "0.5", "--save_dir", str(tmp_path / "syn")]
-    monkeypatch.setattr(pruning_rounds.run_files, "mark_round_finished", lambda *a: (_ for _ in ()).throw(Interrupt))
+    monkeypatch.setattr(training_files, "mark_round_finished", lambda *a: (_ for _ in ()).throw(Interrupt))
     with pytest.raises(Interrupt):
         main_synflow.main(argv)
     monkeypatch.undo()
@@ -311,20 +308,20 @@ def test_changing_any_defining_flag_refuses_resume_and_splits_the_report(ssd_run
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Path(folder) / f"{method}checkpoint.pth.tar"
         torch.save({**saved, "identity": identity}, checkpoint)
-        assert run_files.load_finished(checkpoint, identity)["identity"] == identity
+        assert unlearning_files.load_finished(checkpoint, identity)["identity"] == identity
         with pytest.raises(utils.UsageError, match=f"--{name} is"):
-            run_files.load_finished(checkpoint, other)
+            unlearning_files.load_finished(checkpoint, other)
         for part, ident in (("a", identity), ("b", other)):
             (Path(folder) / part).mkdir()
             (Path(folder) / part / f"{method}_eval.json").write_text(
                 json.dumps({**record, "identity": ident, "method": method})
             )
-        runs, _ = report.load_runs([folder])
+        runs, _ = collect.load_runs([folder])
     assert len(runs) == 2
     if name in run_identity.TRIAL_FLAGS:  # a seed: two trials of one experiment, averaged in one row
-        assert len({report.group_key(run) for run in runs}) == 1 and runs[0]["trial"] != runs[1]["trial"]
+        assert len({collect.group_key(run) for run in runs}) == 1 and runs[0]["trial"] != runs[1]["trial"]
     else:
-        assert len({report.group_key(run) for run in runs}) == 2
+        assert len({collect.group_key(run) for run in runs}) == 2
 
 
 def test_a_mask_file_in_the_original_codes_layout_loads_and_is_the_same_input(omp_dir, tmp_path, capsys):
@@ -338,7 +335,9 @@ def test_a_mask_file_in_the_original_codes_layout_loads_and_is_the_same_input(om
     theirs = main_forget.main([*argv, "--save_dir", str(tmp_path / "b")])
     assert theirs["identity"]["inputs"]["mask"]["sha256"] == ours["identity"]["inputs"]["mask"]["sha256"]
     assert (theirs["UA"], theirs["RA"]) == (ours["UA"], ours["RA"])
-    assert run_files.mask_fingerprint(tmp_path / "original.pth.tar") == ours["identity"]["inputs"]["mask"]["sha256"]
+    assert (
+        training_files.mask_fingerprint(tmp_path / "original.pth.tar") == ours["identity"]["inputs"]["mask"]["sha256"]
+    )
     foreign = {f"encoder.{key}": value for key, value in original.items()}
     torch.save({"state_dict": foreign}, tmp_path / "foreign.pth.tar")
     argv[argv.index("--mask") + 1] = str(tmp_path / "foreign.pth.tar")

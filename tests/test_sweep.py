@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from experiments import run_files, run_identity, training_files
+from reporting import collect
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
 sweep = importlib.util.module_from_spec(_spec)
@@ -115,12 +118,10 @@ def planned(argv):
 
 def finish(run, cwd=ROOT):
     """Write the final record ``run``'s command would leave (its run identity as far as the command fixes it)."""
-    import run_files
-    import run_identity
 
     folder = cwd / run.save_dir
     folder.mkdir(parents=True, exist_ok=True)
-    identity = run_identity.expected_from_argv(run.argv, run_files.mask_fingerprint)
+    identity = run_identity.expected_from_argv(run.argv, training_files.mask_fingerprint)
     if run.stage == "prune":
         (folder / "imp_results.json").write_text(json.dumps({"finished": True, "identity": identity}))
     else:
@@ -182,7 +183,7 @@ def test_bad_flags_name_the_choices(tmp_path):
         sweep.main(["--dry-run", "--methods", "FF"], echo=lambda _: None)
     with pytest.raises(sweep.SweepError, match="choose from class, random"):
         sweep.main(["--dry-run", "--scenarios", "classwise"], echo=lambda _: None)
-    with pytest.raises(sweep.SweepError, match="--random-count"):
+    with pytest.raises(sweep.SweepError, match="unknown --dataset 'mnist'; choose from .*fashionmnist"):
         sweep.main(["--dry-run", "--dataset", "mnist"], echo=lambda _: None)
     with pytest.raises(sweep.SweepError, match="fractions"):
         sweep.main(["--dry-run", "--rates", "0.5,95"], echo=lambda _: None)
@@ -304,11 +305,11 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 import torch
-import run_files, run_identity
+from experiments import run_identity, training_files
 args = sys.argv[1:]
 save_dir = Path(args[args.index("--save_dir") + 1])
 save_dir.mkdir(parents=True, exist_ok=True)
-identity = run_identity.expected_from_argv(args, run_files.mask_fingerprint)
+identity = run_identity.expected_from_argv(args, training_files.mask_fingerprint)
 if args[1] == "main_imp.py":
     if args[args.index("--rate") + 1] == "0.9":
         sys.exit("pruning failed")
@@ -380,7 +381,6 @@ def _unlearn_folder(root, method, seed):
 
 
 def test_status_and_retry_failed_read_results_logs_and_locks(tmp_path):
-    import run_files
 
     grid = ["--root", str(tmp_path), "--stage", "unlearn", "--rates", "0.5", "--scenarios", "class"]
     grid += ["--methods", "FT,GA", "--seeds", "1,2,3", "--python", "python"]
@@ -452,7 +452,6 @@ def test_two_trials_train_two_models_and_give_a_spread_to_a_deterministic_method
 
     import main_forget
     import main_imp
-    import report
 
     root = tmp_path / "sw"
     flags = ["--dataset", "digits", "--arch", "resnet20s", "--trials", "2", "--rates", "0", "--methods", "wfisher"]
@@ -466,7 +465,7 @@ def test_two_trials_train_two_models_and_give_a_spread_to_a_deterministic_method
     masks = [root / "digits_resnet20s" / "prune_r0" / f"train_seed{k}" / "0model_SA_best.pth.tar" for k in (1, 2)]
     first, second = (torch.load(path, weights_only=True)["state_dict"] for path in masks)
     assert not torch.equal(first["net.conv1.weight"], second["net.conv1.weight"])
-    (row,) = report.summarise(report.load_runs([root])[0])
+    (row,) = collect.summarise(collect.load_runs([root])[0])
     assert row["n_seeds"] == 2 and row["TA_std"] > 0 and row["TA_ci_low"] < row["TA_mean"] < row["TA_ci_high"]
     lines = []
     assert sweep.main([*flags, "--status"], echo=lines.append) == 0

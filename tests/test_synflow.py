@@ -14,7 +14,7 @@ import main_synflow
 import models
 import pruner
 import utils
-from experiment import build_model
+from experiments.experiment import build_model
 
 DIGITS = (1, 8, 8)
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 import dataset
 import pruner
 import unlearn
-from trainer import Runtime
+from training.runtime import Runtime
 from unlearn import fisher, wfisher
 from unlearn.context import UnlearnContext
 
@@ -60,16 +60,10 @@ def data():
 
 def make_ctx(data, forget_indices, forgotten_class=None, alpha=0.1, seed=2, no_aug=True):
     forget_indices = np.asarray(forget_indices, dtype=np.int64)
-    retain_indices = np.setdiff1d(np.arange(len(data.train_labels)), forget_indices)
     args = argparse.Namespace(alpha=alpha, seed=seed, batch_size=8, no_aug=no_aug)
-    return UnlearnContext(
-        data,
-        forget_indices,
-        retain_indices,
-        args,
-        Runtime(torch.device("cpu"), progress=False),
-        forgotten_class=forgotten_class,
-        log=lambda message: None,
+    runtime = Runtime(torch.device("cpu"), progress=False)
+    return UnlearnContext.build(
+        data, forget_indices, args, runtime, "fisher_new", forgotten_class=forgotten_class, log=lambda message: None
     )
 
 

@@ -13,12 +13,12 @@ import torch.nn.functional as F
 import dataset
 import main_forget
 import pruner
-import run_identity
 import unlearn
-import unlearning_run
+from experiments import run_identity, unlearning_files, unlearning_run
 from models import Classifier
 from models.normalize import Normalize
-from trainer import Runtime, make_optimizer, train_epoch
+from training.runtime import Runtime
+from training.trainer import make_optimizer, train_epoch
 from unlearn import rl, salun
 from unlearn.boundary_shrink import nearest_wrong_class
 from unlearn.context import UnlearnContext
@@ -81,12 +81,13 @@ def make_ctx(data, tmp_path, method, epochs=2, seed=2, **extra):
     )
     args.__dict__.update(extra)
     tmp_path.mkdir(parents=True, exist_ok=True)
-    return UnlearnContext(data, forget, retain, args, CPU, log=lambda line: None)
+    return UnlearnContext.build(data, forget, args, CPU, method, retain_indices=retain, log=lambda line: None)
 
 
 def run(trained, data, tmp_path, method, **extra):
     model, ctx = copy.deepcopy(trained), make_ctx(data, tmp_path, method, **extra)
-    unlearn.get_method(method).fn(model, ctx)
+    artefacts = unlearn.get_method(method).fn(model, ctx)
+    unlearning_files.save_artefacts(tmp_path, method, artefacts or {})  # as the run layer does
     pruner.refresh_weights(model)
     return model, ctx
 
@@ -127,7 +128,7 @@ def test_a_run_resumed_after_an_epoch_matches_an_uninterrupted_one(trained, data
     class Stop(Exception):
         pass
 
-    save = unlearning_run.run_files.save_progress
+    save = unlearning_files.save_progress
 
     def save_then_stop(path, state, *rest):
         save(path, state, *rest)
@@ -136,12 +137,12 @@ def test_a_run_resumed_after_an_epoch_matches_an_uninterrupted_one(trained, data
 
     whole, _ = run(trained, data, tmp_path / "whole", method)
     progress = tmp_path / "progress.pth.tar"
-    monkeypatch.setattr(unlearning_run.run_files, "save_progress", save_then_stop)
+    monkeypatch.setattr(unlearning_files, "save_progress", save_then_stop)
     with pytest.raises(Stop):
         ctx = make_ctx(data, tmp_path, method)
         identity = run_identity.of_args(run_identity.UNLEARNING, ctx.args)
         unlearning_run.run_unlearning(copy.deepcopy(trained), unlearn.get_method(method), ctx, progress, identity)
-    monkeypatch.setattr(unlearning_run.run_files, "save_progress", save)
+    monkeypatch.setattr(unlearning_files, "save_progress", save)
     resumed = copy.deepcopy(trained)
     ctx = make_ctx(data, tmp_path, method, resume=True)
     unlearning_run.run_unlearning(resumed, unlearn.get_method(method), ctx, progress, identity)

@@ -12,14 +12,13 @@ import torch.nn.functional as F
 from conftest import ARCH
 
 import dataset
-import interrupts
 import main_forget
 import pruner
-import run_files
-import run_identity
 import unlearn
-import unlearning_run
-from trainer import Runtime, make_optimizer, train_epoch
+from experiments import run_identity, unlearning_files, unlearning_run
+from training import interrupts
+from training.runtime import Runtime
+from training.trainer import make_optimizer, train_epoch
 from unlearn.context import UnlearnContext
 from unlearn.neggrad import PairedBatches
 from unlearn.scrub import distill_kl
@@ -74,8 +73,7 @@ def original(trained_state):
 def make_ctx(data, method, *flags, forget=None):
     args = main_forget.make_parser().parse_args(["--unlearn", method, "--no-aug", "--batch_size", "32", *flags])
     forget = np.flatnonzero(data.train_labels.numpy() == CLASS) if forget is None else np.asarray(forget)
-    retain = np.setdiff1d(np.arange(len(data.train_labels)), forget)
-    return UnlearnContext(data, forget, retain, args, Runtime(torch.device("cpu"), progress=False), log=lambda m: None)
+    return UnlearnContext.build(data, forget, args, Runtime(torch.device("cpu"), progress=False), log=lambda m: None)
 
 
 def run_method(trained_state, ctx):
@@ -162,14 +160,14 @@ def scrub_with_progress(digits, trained_state, progress_file, *extra, resume=Fal
 def test_scrub_resumed_equals_uninterrupted(digits, trained_state, tmp_path, monkeypatch, stop_at_step):
     reference, _ = scrub_with_progress(digits, trained_state, tmp_path / "reference.pth.tar")
     progress_file = tmp_path / "SCRUB_progress.pth.tar"
-    save = run_files.save_progress
+    save = unlearning_files.save_progress
     if stop_at_step is None:  # killed right after epoch 0's progress save
 
         def save_then_die(path, state, *rest):
             save(path, state, *rest)
             raise StopHere
 
-        monkeypatch.setattr(run_files, "save_progress", save_then_die)
+        monkeypatch.setattr(unlearning_files, "save_progress", save_then_die)
         with pytest.raises(StopHere):
             scrub_with_progress(digits, trained_state, progress_file)
     else:  # a stop signal in epoch 1 (epoch 0: 3 D_f + 37 D_r batches), in its D_f pass (3 batches) or D_r pass
@@ -189,7 +187,7 @@ def test_scrub_resumed_equals_uninterrupted(digits, trained_state, tmp_path, mon
         scrub_with_progress(digits, trained_state, progress_file, "--scrub_alpha", "0.5", resume=True)
     resumed, ctx = scrub_with_progress(digits, trained_state, progress_file, resume=True)
     assert_same_parameters(resumed, reference)
-    assert torch.equal(ctx.prepared.state_dict()["7.weight"], trained_state["7.weight"])  # the teacher is θ_o
+    assert torch.equal(ctx.progress.prepared.state_dict()["7.weight"], trained_state["7.weight"])  # the teacher is θ_o
     assert [e["epoch"] for e in ctx.stats["epochs"]] == [0, 1, 2]
 
 

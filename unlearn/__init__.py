@@ -1,11 +1,13 @@
 """Unlearning methods, one module each, registered under the original ``--unlearn`` names.
 
-A method is ``fn(model, ctx) -> None``: it changes ``model`` in place, given an
-``UnlearnContext`` (data, forget/retain indices, args, runtime). Its registry entry is the one
-place that describes it: paper name, help line, where it is listed, and its default arguments
-for the demo (digits) and the sweep (the original README's CIFAR values). Adding a method:
-write a module in this folder with a function decorated by ``@register(...)``; every module
-here is imported below, so nothing else needs to change (see docs/design.md).
+A method is ``fn(model, ctx)``: it changes ``model`` in place, given an ``UnlearnContext``
+(unlearn/context.py states the contract: what the context holds, the loss signature, the
+artefacts a method may return). Its registry entry is the one place that describes it: paper
+name, help line, its rank in listings, its own flags, and its arguments for the demo (digits),
+the sweep (the original README's CIFAR values) and the fast end-to-end test. Adding a method:
+write a module in this folder with a function decorated by ``@register(...)`` and its test file;
+every module here is imported below, and every listing, table, test and help text derives from
+the registry, so nothing else needs to change (see docs/design.md).
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ class Method:
     paper_name: str
     loads_weights: bool = True  # retrain starts from a fresh initialisation under the same mask
     help: str = ""  # one line for --unlearn's help
-    rank: int = 100  # listing order: Original, then the paper's table order, then the variants
+    rank: int = 100  # listing order (unique): Original, then the paper's table order, then the later methods
     in_tables: bool = False  # the paper's tables show it (report.py puts these first, in rank order)
     demo_args: str | None = None  # flags for scripts/demo.py on digits (None: not in the demo)
     # flags for scripts/sweep.py (None: give them with --method-args); {alpha_ff}, {alpha_iu} and
     # {alpha_l1} are filled from the sweep's --alpha-ff / --alpha-iu / --alpha-l1
     sweep_args: str | None = None
+    test_args: str = ""  # flags that make the end-to-end test on digits fast (e.g. "--unlearn_epochs 1")
     flags: tuple[Flag, ...] = ()  # its own flags, added to --help's "unlearn" group (shared names must agree)
     # prepare(model, ctx) runs on θ_o before a resumed run's saved weights replace it; fn finds its
     # result in ctx.prepared (SalUn's mask, BS's frozen θ_o, BE's head grown to the shape it trains)
@@ -56,6 +59,11 @@ def register(name: str, paper_name: str | None = None, **facts):
     def add(fn):
         if name in METHODS:
             raise ValueError(f"--unlearn '{name}' is registered twice; give the new method another name")
+        rank = facts.get("rank", Method.rank)
+        taken = [method.name for method in METHODS.values() if method.rank == rank]
+        if taken:
+            free = max(method.rank for method in METHODS.values()) + 1
+            raise ValueError(f"--unlearn '{name}': rank {rank} is taken by '{taken[0]}'; give it another, e.g. {free}")
         METHODS[name] = Method(name, fn, paper_name or name, **facts)
         return fn
 
@@ -84,12 +92,13 @@ def method_flags() -> list[Flag]:
 
 
 def prepared(model, ctx, prepare):
-    """``ctx.prepared``: made by ``run_unlearning`` before any progress was loaded, or now, from θ_o."""
-    if ctx.prepared is None:
-        if ctx.resume is not None:  # the weights are no longer θ_o: preparing now would be wrong
+    """``ctx.progress.prepared``: made by the run layer before any progress was loaded, or now, from θ_o."""
+    progress = ctx.progress
+    if progress.prepared is None:
+        if progress.resume is not None:  # the weights are no longer θ_o: preparing now would be wrong
             raise RuntimeError("a resumed run must call the method's prepare before loading its progress")
-        ctx.prepared = prepare(model, ctx)
-    return ctx.prepared
+        progress.prepared = prepare(model, ctx)
+    return progress.prepared
 
 
 def _import_all() -> None:

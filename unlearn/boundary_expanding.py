@@ -58,7 +58,8 @@ def shadow_class_loss(shadow: int):
     "boundary_expanding",
     paper_name="BE",
     help="boundary expanding: train D_f into an extra shadow class, then remove that class",
-    rank=22,
+    rank=25,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
     sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
     prepare=prepare,
@@ -66,6 +67,6 @@ def shadow_class_loss(shadow: int):
 def unlearn(model, ctx) -> None:
     classes = prepared(model, ctx, prepare)
     try:
-        iterate(model, ctx, "forget", lambda epoch: shadow_class_loss(classes), "boundary_expanding")
+        iterate(model, ctx, "forget", lambda epoch: shadow_class_loss(classes))
     finally:  # also after a divergence, whose results are still evaluated with C classes
         resize_head(model, classes)

@@ -51,11 +51,12 @@ def shrink_loss(original):
     "boundary_shrink",
     paper_name="BS",
     help="boundary shrinking: fit D_f to the class an FGSM step (eps 0.1) pushes it into",
-    rank=23,
+    rank=26,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
     sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
     prepare=prepare,
 )
 def unlearn(model, ctx) -> None:
     original = prepared(model, ctx, prepare)
-    iterate(model, ctx, "forget", lambda epoch: shrink_loss(original), "boundary_shrink")
+    iterate(model, ctx, "forget", lambda epoch: shrink_loss(original))

@@ -137,6 +137,7 @@ def fisher_perturbation(
     paper_name="FF",
     help="Fisher forgetting: noise scaled by the inverse Fisher diagonal of D_r (--alpha scales it)",
     rank=4,
+    test_args="--alpha 1e-7 --no-aug",
     in_tables=True,
     demo_args="--alpha 1e-7 --no-aug",
     sweep_args="--alpha {alpha_ff}",  # the paper does not give alpha: tune it

@@ -1,6 +1,6 @@
 """FT (fine-tuning): minimise cross-entropy on D_r starting from θ_o."""
 
-from trainer import cross_entropy
+from training.trainer import cross_entropy
 from unlearn import register
 from unlearn.loop import iterate
 
@@ -10,9 +10,10 @@ from unlearn.loop import iterate
     paper_name="FT",
     help="fine-tune on D_r",
     rank=2,
+    test_args="--unlearn_epochs 1",
     in_tables=True,
     demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32",
     sweep_args="--unlearn_lr 0.01 --unlearn_epochs 10",
 )
 def unlearn(model, ctx) -> None:
-    iterate(model, ctx, "retain", lambda epoch: cross_entropy, "FT")
+    iterate(model, ctx, "retain", lambda epoch: cross_entropy)

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from arg_parser import parse_milestones
-from interrupts import Diverged, EpochInterrupted, Stopped
-from trainer import make_optimizer, make_scheduler, train_epoch
+from training.interrupts import Diverged, EpochInterrupted, Stopped
+from training.trainer import make_optimizer, make_scheduler, train_epoch
 
 
-def iterate(model, ctx, subset, loss_for_epoch, name: str, on_optimizer=None) -> list[dict]:
+def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]:
     """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset``.
 
     ``subset`` is 'retain' or 'forget', or any batches object with ``set_epoch``, ``__len__`` and
     ``iterate_from`` (see ``dataset.Batches``) for methods whose epoch is something else.
-    ``loss_for_epoch(epoch)`` returns the ``loss_fn(model, images, labels)`` of that epoch, so
-    schedules such as the l1 coefficient live in the method, not here. After every epoch
-    ``ctx.on_epoch`` may save progress; ``ctx.resume`` (such saved progress) continues from it.
+    ``loss_for_epoch(epoch)`` returns the ``loss_fn(model, images, labels) -> (loss, logits)`` of that
+    epoch (the contract: unlearn/context.py), so schedules such as the l1 coefficient live in the
+    method, not here. After every epoch ``ctx.progress.save`` keeps the state to continue from;
+    ``ctx.progress.resume`` (such a state) continues from it. Logs and errors carry ``ctx.name``.
     ``on_optimizer(optimizer)``, if given, is called once before the first step (e.g. to register
     step hooks that restrict which weights move).
     """
-    args = ctx.args
+    args, name, resume = ctx.args, ctx.name, ctx.progress.resume
     optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
-    scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
+    scheduler = make_scheduler(optimizer, ctx.milestones)
     if on_optimizer is not None:
         on_optimizer(optimizer)
     batches = ctx.batches(subset) if isinstance(subset, str) else subset
     label = subset if isinstance(subset, str) else getattr(subset, "name", "its batches")
     history, start, partial = [], 0, None
-    if ctx.resume is not None:
-        optimizer.load_state_dict(ctx.resume["optimizer"])
-        scheduler.load_state_dict(ctx.resume["scheduler"])
-        history, start = list(ctx.resume["history"]), ctx.resume["epoch"]
-        partial = ctx.resume.get("partial_epoch")
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        history, start = list(resume["history"]), resume["epoch"]
+        partial = resume.get("partial_epoch")
         at = f"epoch {start}" + (f", batch {partial['steps']}" if partial else "")
         ctx.log(f"{name}: resuming at {at}")
     for epoch in range(start, args.unlearn_epochs):
@@ -66,11 +66,11 @@ def iterate(model, ctx, subset, loss_for_epoch, name: str, on_optimizer=None) ->
 
 
 def _save(ctx, epoch, optimizer, scheduler, history, partial=None) -> None:
-    """Progress for ``ctx.on_epoch``: the next epoch to run and, when stopped mid-epoch, how far it got."""
-    if ctx.on_epoch is None:
+    """Progress for ``ctx.progress.save``: the next epoch to run and, when stopped mid-epoch, how far it got."""
+    if ctx.progress.save is None:
         return
     state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-    ctx.on_epoch({**state, "history": history, "partial_epoch": partial})
+    ctx.progress.save({**state, "history": history, "partial_epoch": partial})
 
 
 class TwoPasses:

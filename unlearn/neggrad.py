@@ -78,7 +78,8 @@ def neggrad_plus_loss(pairs: PairedBatches, beta: float):
     "NegGrad+",
     paper_name="NegGrad+",
     help="beta*CE(D_r) - (1-beta)*CE(D_f) on paired batches (--neggrad_beta)",
-    rank=21,
+    rank=22,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.01 --batch_size 32 --neggrad_beta 0.99",
     sweep_args="--unlearn_lr 0.0001 --unlearn_epochs 5 --batch_size 128 --momentum 0 --neggrad_beta 0.9999 --no-aug",
     flags=(Flag("neggrad_beta", 0.9999, float, "NegGrad+: weight of CE on D_r; D_f's CE is subtracted with 1 - beta"),),
@@ -88,4 +89,4 @@ def unlearn(model, ctx) -> None:
     if not 0 <= beta <= 1:
         raise UsageError(f"--neggrad_beta {beta} is outside [0, 1]")
     pairs = PairedBatches(ctx.batches("retain"), ctx.batches("forget"))
-    iterate(model, ctx, pairs, lambda epoch: neggrad_plus_loss(pairs, beta), "NegGrad+")
+    iterate(model, ctx, pairs, lambda epoch: neggrad_plus_loss(pairs, beta))

@@ -3,7 +3,7 @@
 The exact unlearner and gold standard: the script re-initialises the model before calling this.
 """
 
-from trainer import cross_entropy
+from training.trainer import cross_entropy
 from unlearn import register
 from unlearn.loop import iterate
 
@@ -14,9 +14,10 @@ from unlearn.loop import iterate
     loads_weights=False,
     help="train from scratch on D_r under the checkpoint's mask (exact unlearning, the reference)",
     rank=1,
+    test_args="--unlearn_epochs 1",
     in_tables=True,
     demo_args="--unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25",
     sweep_args="--unlearn_epochs 160 --unlearn_lr 0.1",
 )
 def unlearn(model, ctx) -> None:
-    iterate(model, ctx, "retain", lambda epoch: cross_entropy, "retrain")
+    iterate(model, ctx, "retain", lambda epoch: cross_entropy)

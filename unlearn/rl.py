@@ -9,19 +9,18 @@ reference, which differs by dataset:
 - CIFAR-100 and TinyImageNet ("mixed"): one label drawn per D_f sample per epoch, then D_f and D_r
   shuffled together into one sequence of batches.
 
-digits and Fashion-MNIST are 10-class datasets like CIFAR-10 and SVHN, so they take the first
-rule (so does any dataset not named above). The draws are seeded by (--seed, epoch, batch), so an
-epoch resumed mid-way gets the same labels as an uninterrupted one. Loss: CE on every batch.
+Each dataset's registration states which (``rl_mixed_epoch``, dataset/registry.py): digits and
+Fashion-MNIST are 10-class datasets like CIFAR-10 and SVHN and take the first. The draws are
+seeded by (--seed, epoch, batch), so an epoch resumed mid-way gets the same labels as an
+uninterrupted one. Loss: CE on every batch.
 """
 
 import torch
 
-from dataset import Batches
-from trainer import cross_entropy
+from dataset import Batches, get_dataset
+from training.trainer import cross_entropy
 from unlearn import register
 from unlearn.loop import TwoPasses, iterate
-
-MIXED_DATASETS = ("cifar100", "TinyImagenet")
 
 
 def random_labels(count: int, num_classes: int, seed: int, epoch: int, batch: int, device) -> torch.Tensor:
@@ -61,7 +60,7 @@ class Mixed:
 
 def random_label_batches(ctx):
     """The epoch layout the reference uses for ``--dataset`` (see the module docstring)."""
-    if ctx.args.dataset in MIXED_DATASETS:
+    if get_dataset(ctx.args.dataset).rl_mixed_epoch:
         augment = ctx.data.train_augment if ctx.augment else None
         return Mixed(ctx.data, ctx.forget_indices, ctx.retain_indices, ctx.args.batch_size, augment, ctx.args.seed)
     num_classes, seed = ctx.data.num_classes, ctx.args.seed
@@ -72,8 +71,8 @@ def random_label_batches(ctx):
     return TwoPasses(ctx.batches("forget"), ctx.batches("retain"), "D_f (random labels) then D_r", relabel=relabel)
 
 
-def random_labelling(model, ctx, name: str, on_optimizer=None) -> None:
-    iterate(model, ctx, random_label_batches(ctx), lambda epoch: cross_entropy, name, on_optimizer)
+def random_labelling(model, ctx, on_optimizer=None) -> None:
+    iterate(model, ctx, random_label_batches(ctx), lambda epoch: cross_entropy, on_optimizer)
 
 
 @register(
@@ -81,8 +80,9 @@ def random_labelling(model, ctx, name: str, on_optimizer=None) -> None:
     paper_name="RL",
     help="random labelling: SGD on D_f with random labels and on D_r with true labels",
     rank=20,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32",
     sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
 )
 def unlearn(model, ctx) -> None:
-    random_labelling(model, ctx, "RL")
+    random_labelling(model, ctx)

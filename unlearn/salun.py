@@ -12,8 +12,9 @@ Then RL (unlearn/rl.py) with the mask: before each SGD step the gradients of non
 are zeroed; after it, non-salient weights are put back to θ_o and their momentum zeroed, so weight
 decay and momentum cannot move them either (the reference's current code does the same).
 
-The mask is saved as ``{save_dir}/{unlearn}_saliency_mask.pth.tar``: a dict of 0/1 float tensors
-keyed by parameter name (loadable with ``weights_only=True``).
+The mask is returned as the artefact ``saliency_mask``, which the run layer saves as
+``{save_dir}/{unlearn}_saliency_mask.pth.tar``: a dict of 0/1 float tensors keyed by parameter
+name (loadable with ``weights_only=True``).
 
 Against the reference code (docs/differences.md): its current mask script keeps the γ largest
 saliencies, as the paper defines and as this does (it negates them before an ascending rank test);
@@ -23,14 +24,12 @@ after every batch it accumulated, so later batches saw moved weights. Here: the 
 """
 
 import argparse
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from unlearn import Flag, prepared, register
 from unlearn.rl import random_labelling
-from utils import atomic_torch_save
 
 
 def fraction(text: str) -> float:
@@ -76,18 +75,13 @@ def top_fraction_mask(saliency: dict[str, torch.Tensor], ratio: float, largest: 
     return mask
 
 
-def mask_file(save_dir, method: str) -> Path:
-    return Path(save_dir) / f"{method}_saliency_mask.pth.tar"
-
-
 def prepare(model, ctx) -> dict[str, torch.Tensor]:
-    """The saliency mask of θ_o, saved beside the results."""
+    """The saliency mask of θ_o."""
     largest = ctx.args.saliency_end == "largest"
     mask = top_fraction_mask(forget_saliency(model, ctx), ctx.args.saliency_ratio, largest)
     kept = sum(int(m.sum()) for m in mask.values())
     total = sum(m.numel() for m in mask.values())
     ctx.stats["salient_weights"] = {"kept": kept, "total": total}
-    atomic_torch_save({name: m.cpu() for name, m in mask.items()}, mask_file(ctx.args.save_dir, ctx.args.unlearn))
     ctx.log(f"SalUn: {kept} of {total} weights ({100 * kept / total:.1f}%) are salient and will move")
     return mask
 
@@ -125,7 +119,8 @@ class SalientOnly:
     "SalUn",
     paper_name="SalUn",
     help="RL updating only the weights with the largest forget-loss gradient (--saliency_ratio of them)",
-    rank=21,
+    rank=23,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32 --saliency_ratio 0.5",
     sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10 --saliency_ratio 0.5",
     flags=(
@@ -140,6 +135,7 @@ class SalientOnly:
     ),
     prepare=prepare,
 )
-def unlearn(model, ctx) -> None:
+def unlearn(model, ctx) -> dict:
     mask = prepared(model, ctx, prepare)
-    random_labelling(model, ctx, "SalUn", SalientOnly(model, mask).attach)
+    random_labelling(model, ctx, SalientOnly(model, mask).attach)
+    return {"saliency_mask": {name: m.cpu() for name, m in mask.items()}}

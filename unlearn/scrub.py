@@ -58,7 +58,8 @@ def prepare(model, ctx):
     "SCRUB",
     paper_name="SCRUB",
     help="teacher-student: max-steps push the student's D_f outputs away from θ_o, min-steps keep D_r (--scrub_*)",
-    rank=20,
+    rank=21,
+    test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 3 --unlearn_lr 0.005 --batch_size 32 --scrub_forget_batch_size 64",
     sweep_args=(
         "--unlearn_lr 0.0005 --unlearn_epochs 3 --decreasing_lr 3,5,9 --batch_size 256 --scrub_forget_batch_size 512 "
@@ -86,5 +87,5 @@ def unlearn(model, ctx) -> None:
     loss = scrub_loss(
         ctx.runtime.call(teacher), epoch_batches, args.scrub_temperature, args.scrub_alpha, args.scrub_gamma
     )
-    iterate(model, ctx, epoch_batches, lambda epoch: loss, "SCRUB")
+    iterate(model, ctx, epoch_batches, lambda epoch: loss)
     ctx.stats["scrub_max_epochs"] = min(args.scrub_msteps, args.unlearn_epochs)

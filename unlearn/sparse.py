@@ -9,7 +9,7 @@ GA_l1: minimise −CE(D_f) + α‖θ‖₁.
 import torch
 
 import pruner
-from trainer import cross_entropy
+from training.trainer import cross_entropy
 from unlearn import register
 from unlearn.ga import negative_cross_entropy
 from unlearn.loop import iterate
@@ -37,13 +37,13 @@ def with_l1(base_loss, coefficient: float):
     return loss_fn
 
 
-def _ft_l1(model, ctx, name):
+def _ft_l1(model, ctx):
     args = ctx.args
     coefficients = [
         l1_coefficient(args.alpha, t, args.unlearn_epochs, args.no_l1_epochs) for t in range(args.unlearn_epochs)
     ]
     ctx.stats["l1_coefficients"] = coefficients
-    iterate(model, ctx, "retain", lambda epoch: with_l1(cross_entropy, coefficients[epoch]), name)
+    iterate(model, ctx, "retain", lambda epoch: with_l1(cross_entropy, coefficients[epoch]))
 
 
 @register(
@@ -51,10 +51,11 @@ def _ft_l1(model, ctx, name):
     paper_name="FT_l1",
     help="FT with the decaying l1 penalty of FT_prune, without its sparsity report",
     rank=7,
+    test_args="--unlearn_epochs 1 --alpha 1e-4",
     sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
 )
 def ft_l1(model, ctx) -> None:
-    _ft_l1(model, ctx, "FT_l1")
+    _ft_l1(model, ctx)
 
 
 @register(
@@ -62,12 +63,13 @@ def ft_l1(model, ctx) -> None:
     paper_name="ℓ1-sparse",
     help="l1-sparse MU: FT with an l1 penalty decaying linearly to 0 (--alpha; --no-l1-epochs)",
     rank=6,
+    test_args="--unlearn_epochs 2 --alpha 1e-4",
     in_tables=True,
     demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
     sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
 )
 def ft_prune(model, ctx) -> None:
-    _ft_l1(model, ctx, "FT_prune")
+    _ft_l1(model, ctx)
     pruner.refresh_weights(model)
     with torch.no_grad():
         weights = [module.weight for _, module in pruner.conv_modules(model)]
@@ -82,7 +84,8 @@ def ft_prune(model, ctx) -> None:
     paper_name="GA_l1",
     help="GA with a constant l1 penalty (--alpha)",
     rank=8,
+    test_args="--unlearn_epochs 1 --alpha 1e-4",
     sweep_args="--alpha {alpha_l1} --unlearn_lr 0.0001 --unlearn_epochs 5",
 )
 def ga_l1(model, ctx) -> None:
-    iterate(model, ctx, "forget", lambda epoch: with_l1(negative_cross_entropy, ctx.args.alpha), "GA_l1")
+    iterate(model, ctx, "forget", lambda epoch: with_l1(negative_cross_entropy, ctx.args.alpha))

@@ -67,7 +67,7 @@ def dampen(params: dict, forget_importance: dict, full_importance: dict, alpha: 
     "SSD",
     paper_name="SSD",
     help="selective synaptic dampening: shrink weights far more important to D_f than to D (--ssd_alpha, --ssd_lambda)",
-    rank=22,
+    rank=24,
     demo_args="--ssd_alpha 10 --ssd_lambda 1",
     sweep_args="--ssd_alpha 10 --ssd_lambda 1",
     flags=(

@@ -193,6 +193,7 @@ def add_flat_(model, delta: torch.Tensor) -> None:
     paper_name="IU",
     help="influence unlearning: one WoodFisher step (--alpha is its size)",
     rank=5,
+    test_args="--alpha 1 --no-aug",
     in_tables=True,
     demo_args="--alpha 1 --no-aug",
     sweep_args="--alpha {alpha_iu}",

@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from dataset import Batches, Data, select_forget
-from trainer import accuracy, predict
+from dataset.data import Data
+from dataset.splits import select_forget
 from utils import UsageError
 
 TRIGGER_MARGIN = 2  # pixels between the trigger and the image's bottom/right border
@@ -62,27 +62,3 @@ def poison(data: Data, indices, size: int, value: float, target: int) -> Data:
     images[index] = add_trigger(data.train_images[index], size, value)
     labels[index] = target
     return dataclasses.replace(data, train_images=images, train_labels=labels)
-
-
-def attack_success_rate(predictions: torch.Tensor, true_labels: torch.Tensor, target: int) -> dict:
-    """ASR (%) of predictions on triggered images: over all of them, and over those whose true class is not ``target``.
-
-    The second is the usual definition; the original code's ASR counts the whole test set. An empty set gives nan.
-    """
-    hit = predictions == target
-    nontarget = true_labels != target
-
-    def percent(mask):
-        return 100.0 * hit[mask].float().mean().item() if mask.any() else float("nan")
-
-    return {"ASR": percent(torch.ones_like(hit)), "ASR_nontarget": percent(nontarget)}
-
-
-def backdoor_metrics(model, data: Data, size: int, value: float, target: int, runtime, batch_size=512) -> dict:
-    """SA (clean test accuracy, all classes) and the ASRs on the whole test set with the trigger applied."""
-    triggered = Batches(add_trigger(data.test_images, size, value), data.test_labels, batch_size=batch_size)
-    logits, labels = predict(model, triggered, runtime)
-    return {
-        "SA": accuracy(model, data.eval_batches("test", batch_size=batch_size), runtime),
-        **attack_success_rate(logits.argmax(1), labels, target),
-    }

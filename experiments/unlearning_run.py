@@ -11,21 +11,20 @@ from pathlib import Path
 
 import torch
 
-import arg_parser
 import dataset
-import interrupts
 import pruner
-import run_files
-import run_identity
 import unlearn
 import utils
+from dataset import choose_forget_set
 from evaluation.metrics import evaluate, evaluate_diverged
 from evaluation.outputs import per_example_outputs, save_outputs
-from experiment import build_model, make_runtime, model_meta, validate_common
-from forget_set import choose_forget_set
-from interrupts import Diverged
-from trainer import weights_are_finite
-from unlearn.context import UnlearnContext
+from experiments import run_files, run_identity, training_files, unlearning_files
+from experiments.arg_parser import parse_milestones
+from experiments.experiment import build_model, make_runtime, model_meta, validate_common
+from training import interrupts
+from training.interrupts import Diverged
+from training.trainer import weights_are_finite
+from unlearn.context import Progress, UnlearnContext
 from utils import UsageError
 
 
@@ -50,6 +49,12 @@ def prepare_model(args, data, method, state_dict, runtime):
     return runtime.prepare(model)
 
 
+def unlearning_context(args, data, forget, runtime, method, log) -> UnlearnContext:
+    """The frozen context a method is handed, with a fresh checkpointing handle."""
+    milestones = tuple(parse_milestones(args.decreasing_lr))
+    return UnlearnContext(data, forget, args, runtime, method, milestones, Progress(log=log))
+
+
 def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path, identity: dict):
     """Run the method, saving progress after every epoch; returns (RTE in minutes, method stats).
 
@@ -61,26 +66,29 @@ def run_unlearning(model, method, ctx: UnlearnContext, progress_file: Path, iden
     spent_before, saving = 0.0, 0.0
     began = time.perf_counter()
     if method.prepare is not None:  # from θ_o, before saved progress replaces it (counted in RTE)
-        ctx.prepared = method.prepare(model, ctx)
+        ctx.progress.prepared = method.prepare(model, ctx)
     preparing = time.perf_counter() - began
     if args.resume and progress_file.is_file():
-        progress = run_files.load_progress(progress_file, identity)
+        progress = unlearning_files.load_progress(progress_file, identity)
         pruner.load_pruned_state(model, progress["state_dict"])
-        ctx.resume, ctx.stats, spent_before = progress, progress["stats"], progress["elapsed"]
+        ctx.progress.resume, ctx.progress.stats, spent_before = progress, progress["stats"], progress["elapsed"]
     start = time.perf_counter() - preparing
 
     def on_epoch(state):
         nonlocal saving
         began = time.perf_counter()
         elapsed = spent_before + began - start - saving
-        run_files.save_progress(progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args, identity)
+        unlearning_files.save_progress(
+            progress_file, state, model, elapsed, ctx.stats, ctx.forget_indices, args, identity
+        )
         epochs = progress_file.with_name(progress_file.name.replace("_progress.pth.tar", "_epochs.jsonl"))
         run_files.write_epoch_lines(epochs, state["history"])
         saving += time.perf_counter() - began
 
-    ctx.on_epoch = on_epoch
+    ctx.progress.save = on_epoch
     try:
-        method.fn(model, ctx)
+        artefacts = method.fn(model, ctx) or {}
+        unlearning_files.save_artefacts(args.save_dir, args.unlearn, artefacts)
     except Diverged as err:  # the results still get written, marked as diverged
         ctx.stats["diverged"] = err.record()
     pruner.refresh_weights(model)
@@ -95,12 +103,12 @@ def run(args, log) -> dict:
     """main_forget.py after parsing and ``validate``: returns the record written to ``{unlearn}_eval.json``."""
     utils.begin_log()
     method = unlearn.get_method(args.unlearn)
-    state_dict, checkpoint = run_files.load_mask_file(args.mask, args)
-    files = run_files.unlearning_files(args.save_dir, args.unlearn)
+    state_dict, checkpoint = training_files.load_mask_file(args.mask, args)
+    files = unlearning_files.paths(args.save_dir, args.unlearn)
     if args.resume and not files["checkpoint"].is_file() and not files["progress"].is_file():
         raise UsageError(f"--resume: nothing to resume, '{files['checkpoint']}' does not exist; drop --resume")
     names = [files["checkpoint"].name, files["progress"].name]
-    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
+    refuse = lambda: run_files.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
     with run_files.FolderLock(args.save_dir, args.unlearn, check=refuse) as lock:
         runtime = make_runtime(args)
         data = dataset.load_data(args, runtime.device)
@@ -109,7 +117,7 @@ def run(args, log) -> dict:
         identity = unlearning_identity(args, checkpoint, state_dict, forget)
         if args.resume:  # refused now, before anything (log.txt included) is written
             _check_resumable(files, identity)
-        arg_parser.check_save_dir(args.save_dir)
+        run_files.check_save_dir(args.save_dir)
         lock.hold()
         return _run_locked(args, method, data, forget, model, runtime, files, identity, log)
 
@@ -117,9 +125,9 @@ def run(args, log) -> dict:
 def _check_resumable(files: dict, identity: dict) -> None:
     """The finished checkpoint or the progress file a --resume would use records this run's identity."""
     if files["checkpoint"].is_file():
-        run_files.load_finished(files["checkpoint"], identity)
+        unlearning_files.load_finished(files["checkpoint"], identity)
     elif files["progress"].is_file():
-        run_files.load_progress(files["progress"], identity)
+        unlearning_files.load_progress(files["progress"], identity)
 
 
 def unlearning_identity(args, checkpoint: dict, state_dict: dict, forget) -> dict:
@@ -143,7 +151,7 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
 
     def save(evaluation):
         meta = {**model_meta(args, data), "identity": identity}
-        run_files.save_finished(
+        unlearning_files.save_finished(
             files["checkpoint"], model, evaluation, rte_min, stats, forget.forget_indices, args, meta
         )
 
@@ -153,7 +161,7 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
     sets = (model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class)
     evaluation = _evaluate(sets, done, stats, log)
     save(evaluation)
-    results = run_files.write_eval_results(
+    results = unlearning_files.write_eval_results(
         files["results"], args, method, data, forget, model, evaluation, rte_min, stats, identity
     )
     if args.save_outputs:
@@ -181,11 +189,11 @@ def _evaluate(sets, done, stats, log) -> dict:
 def _unlearn_or_reuse(args, model, method, data, forget, runtime, files, identity, log):
     """(evaluation so far, RTE, stats): the finished step of an earlier run with --resume, else a new one."""
     if args.resume and files["checkpoint"].is_file():
-        saved = run_files.load_finished(files["checkpoint"], identity)
+        saved = unlearning_files.load_finished(files["checkpoint"], identity)
         pruner.load_pruned_state(model, saved["state_dict"])
         log(f"resumed the finished unlearning step from {files['checkpoint']}")
         return saved["evaluation"], saved["RTE_min"], saved["stats"]
-    ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, forget.forgotten_class, log)
+    ctx = unlearning_context(args, data, forget, runtime, method, log)
     rte_min, stats = run_unlearning(model, method, ctx, files["progress"], identity)
     log(f"unlearning took {rte_min:.3f} min")
     return {}, rte_min, stats

@@ -2,61 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import interrupts
-
-
-@dataclass
-class Runtime:
-    """Where and how tensors run: bf16 autocast and channels-last are CUDA-only speed-ups."""
-
-    device: torch.device
-    fast: bool = True  # bf16 autocast + channels-last on CUDA; off for bit-faithful float32 runs
-    progress: bool = True
-    compile: bool = False  # torch.compile the forward pass (opt-in: compiling takes a minute)
-
-    def __post_init__(self):
-        self._compiled = {}
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-
-    @property
-    def autocast(self):
-        if self.fast and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    @property
-    def memory_format(self):
-        if self.fast and self.device.type == "cuda":
-            return torch.channels_last
-        return torch.contiguous_format
-
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model.to(self.device, memory_format=self.memory_format)
-
-    def inputs(self, images: torch.Tensor) -> torch.Tensor:
-        return images.contiguous(memory_format=self.memory_format)
-
-    def call(self, model):
-        """The module to run forward passes with: ``model`` itself, or its compiled twin.
-
-        The compiled twin shares parameters with ``model``, which is what gets saved, so state
-        dict keys never carry torch.compile's prefix.
-        """
-        if not self.compile:
-            return model
-        if id(model) not in self._compiled:
-            self._compiled[id(model)] = torch.compile(model)
-        return self._compiled[id(model)]
+from training import interrupts
+from training.runtime import Runtime
 
 
 def cross_entropy(model, images, labels):

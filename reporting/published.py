@@ -13,7 +13,7 @@ from pathlib import Path
 
 from utils import UsageError
 
-PUBLISHED_FILE = Path(__file__).resolve().parent / "reference" / "published.csv"
+PUBLISHED_FILE = Path(__file__).resolve().parents[1] / "reference" / "published.csv"
 METRICS = ("UA", "MIA", "RA", "TA", "RTE")  # report.py's short names; MIA is MIA-Efficacy
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataset
 import models
-from arg_parser import check_nonnegative, parse_milestones
-from trainer import Runtime
+from experiments.arg_parser import check_nonnegative, parse_milestones
+from training.runtime import Runtime
 from utils import UsageError, resolve_device, set_seed
 
 
 def validate_common(args) -> None:
     """Checks that need no data: registry names, numbers, the LR schedule, the device."""
-    if args.dataset not in dataset.DATASETS:
-        raise UsageError(f"unknown --dataset '{args.dataset}'; choose from {', '.join(sorted(dataset.DATASETS))}")
+    dataset.get_dataset(args.dataset)  # an unknown name: the error lists the registered ones
     models.check_arch(args.arch)
     check_nonnegative(
         args,

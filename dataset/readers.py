@@ -12,59 +12,15 @@ import gzip
 import pickle
 import shutil
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from dataset.registry import RawDataset, register_dataset
 from utils import UsageError
 
 DIGITS_TEST_SPLIT_SEED = 0  # fixed stratified 80/20 train/test partition of scikit-learn's digits
-
-
-@dataclass
-class RawDataset:
-    """An official train/test pair in memory: images uint8 (N, C, H, W), labels int64 (N,)."""
-
-    name: str
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    num_classes: int
-    mean: tuple
-    std: tuple
-    crop_padding: int = 4
-    flip: bool = True
-    info: dict = field(default_factory=dict)
-
-    @property
-    def in_channels(self) -> int:
-        return self.train_images.shape[1]
-
-
-DATASETS = {}
-
-
-def register_dataset(name):
-    def add(loader):
-        if name in DATASETS:
-            raise ValueError(f"--dataset '{name}' is registered twice; give the new loader another name")
-        DATASETS[name] = loader
-        return loader
-
-    return add
-
-
-def load_raw(name: str, data: str = "../data", data_dir: str = "./tiny-imagenet-200", download: bool = True):
-    if name not in DATASETS:
-        raise UsageError(f"unknown --dataset '{name}'; choose from {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](data=Path(data), data_dir=Path(data_dir), download=download)
-
-
-# ----------------------------------------------------------------------------- readers
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -155,7 +111,7 @@ def _cifar(data: Path, download: bool, folder: str, train_files, test_file, labe
     return torch.from_numpy(train_x), torch.from_numpy(train_y), torch.from_numpy(test_x), torch.from_numpy(test_y)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", "CIFAR-10 (torchvision layout under --data)", random_count=4500)
 def load_cifar10(data: Path, download: bool = True, **_):
     train_files = [f"data_batch_{i}" for i in range(1, 6)]
     tensors = _cifar(data, download, "cifar-10-batches-py", train_files, "test_batch", "labels", "CIFAR10")
@@ -163,7 +119,7 @@ def load_cifar10(data: Path, download: bool = True, **_):
     return RawDataset("cifar10", *tensors, num_classes=10, mean=mean, std=std)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", "CIFAR-100", random_count=4500, rl_mixed_epoch=True)
 def load_cifar100(data: Path, download: bool = True, **_):
     tensors = _cifar(data, download, "cifar-100-python", ["train"], "test", "fine_labels", "CIFAR100")
     mean, std = (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -179,7 +135,7 @@ def _read_svhn_mat(path: Path):
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-@register_dataset("svhn")
+@register_dataset("svhn", "SVHN (train + test .mat files)", random_count=6593)
 def load_svhn(data: Path, download: bool = True, **_):
     def fetch():
         import torchvision
@@ -206,7 +162,7 @@ def _read_images(paths):
     return torch.from_numpy(np.stack([read(path) for path in paths]))
 
 
-@register_dataset("TinyImagenet")
+@register_dataset("TinyImagenet", "TinyImageNet-200 (folder: --data_dir)", random_count=9000, rl_mixed_epoch=True)
 def load_tiny_imagenet(data_dir: Path, **_):
     """TinyImageNet-200 folder layout; its labelled ``val`` split serves as the test set."""
     _require_files(data_dir, ["wnids.txt", "val/val_annotations.txt"], "TinyImageNet (--data_dir)")
@@ -244,12 +200,16 @@ def load_tiny_imagenet(data_dir: Path, **_):
 
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
 FASHION_MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+
+
 IDX_UINT8_MAGIC = {1: 0x00000801, 3: 0x00000803}  # labels (1-D) and images (3-D) of uint8
 
 
@@ -316,7 +276,7 @@ def _fashion_mnist_files(data: Path, download: bool) -> tuple[dict, str]:
     return found, failure
 
 
-@register_dataset("fashionmnist")
+@register_dataset("fashionmnist", "Fashion-MNIST (Debian package or --data)", random_count=5400)
 def load_fashion_mnist(data: Path, download: bool = True, **_):
     """Fashion-MNIST's official 60,000/10,000 split, 1x28x28; crop padding 2 + horizontal flip."""
     folders = fashion_mnist_folder(data)
@@ -354,7 +314,7 @@ def load_fashion_mnist(data: Path, download: bool = True, **_):
     )
 
 
-@register_dataset("digits")
+@register_dataset("digits", "scikit-learn's 8x8 digits, embedded (no download)", random_count=129)
 def load_digits(**_):
     """scikit-learn's 8x8 digits, 1 channel, fixed stratified 80/20 split; crop pad 1, no flip."""
     from sklearn.datasets import load_digits as sklearn_digits
@@ -384,220 +344,3 @@ def load_digits(**_):
         flip=False,  # a mirrored digit is another digit
         info={"test_split_seed": DIGITS_TEST_SPLIT_SEED, "test_fraction": 0.2},
     )
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def validation_split(labels: np.ndarray, num_classes: int, seed: int = 1):
-    """10% of each class, chosen class by class with one RandomState(seed); the rest, ascending, is D."""
-    rng = np.random.RandomState(seed)
-    val_idx = []
-    for c in range(num_classes):
-        class_idx = np.where(labels == c)[0]
-        val_idx.append(rng.choice(class_idx, int(0.1 * len(class_idx)), replace=False))
-    val_idx = np.concatenate(val_idx).astype(np.int64)
-    train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
-    return train_idx, val_idx
-
-
-def stratified_subset(labels: np.ndarray, num_classes: int, size: int, seed: int = 1) -> np.ndarray:
-    """``size`` positions of ``labels``, ascending, drawn class by class with one RandomState(seed).
-
-    Class c gets its proportional share of ``size`` rounded down, and the samples left over go to
-    the classes with the largest remainders (ties to the lower class), so every class is within
-    one sample of its exact share and the total is exactly ``size``.
-    """
-    counts = np.bincount(labels, minlength=num_classes)
-    if not num_classes <= size <= len(labels):
-        raise UsageError(
-            f"--train_subset {size} is out of range: the official training set has {len(labels)} samples in "
-            f"{num_classes} classes; give a value from {num_classes} to {len(labels)}"
-        )
-    exact = counts * size / len(labels)
-    share = np.floor(exact).astype(np.int64)
-    leftover = size - int(share.sum())
-    share[np.argsort(-(exact - share), kind="stable")[:leftover]] += 1
-    rng = np.random.RandomState(seed)
-    chosen = [rng.choice(np.where(labels == c)[0], share[c], replace=False) for c in range(num_classes)]
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
-def select_forget(labels: np.ndarray, class_to_replace: int = 0, num_indexes_to_replace=None, seed: int = 2):
-    """Candidates are the samples of class c in D (all of D for c = -1); n of them drawn by RandomState(seed - 1)."""
-    if class_to_replace == -1:
-        candidates = np.arange(len(labels))
-    else:
-        candidates = np.where(labels == class_to_replace)[0]
-    if num_indexes_to_replace is None:
-        return candidates.astype(np.int64)
-    rng = np.random.RandomState(seed - 1)
-    return rng.choice(candidates, num_indexes_to_replace, replace=False).astype(np.int64)
-
-
-# ----------------------------------------------------------------------------- device-side batches
-
-
-def random_crop(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:
-    """Crop each image of (B, C, H, W) from its zero-padded copy at (row, col) = offsets[b]."""
-    batch, _, height, width = images.shape
-    padded = F.pad(images, (padding,) * 4)
-    rows = offsets[:, 0, None] + torch.arange(height, device=images.device)
-    cols = offsets[:, 1, None] + torch.arange(width, device=images.device)
-    gathered = padded.permute(0, 2, 3, 1)[
-        torch.arange(batch, device=images.device)[:, None, None], rows[:, :, None], cols[:, None, :]
-    ]
-    return gathered.permute(0, 3, 1, 2)
-
-
-def augment_draws(batch: int, padding: int, flip: bool, generator: torch.Generator):
-    """The random numbers ``augment`` uses for a batch: crop offsets (batch, 2) and flip flags (or None)."""
-    offsets = torch.randint(0, 2 * padding + 1, (batch, 2), generator=generator)
-    flips = (torch.rand(batch, generator=generator) < 0.5) if flip else None
-    return offsets, flips
-
-
-def augment(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and an independent horizontal flip per image.
-
-    The draws come from a CPU generator, so a seed gives the same images on every device.
-    """
-    offsets, flips = augment_draws(images.shape[0], padding, flip, generator)
-    out = random_crop(images, padding, offsets.to(images.device)) if padding else images
-    if flips is not None:
-        out = torch.where(flips.to(images.device)[:, None, None, None], out.flip(3), out)
-    return out
-
-
-class Batches:
-    """Batches of (float images in [0, 1], labels) from one uint8 tensor and an index subset.
-
-    ``shuffle`` draws a permutation per epoch from ``seed`` and ``set_epoch``, so a resumed run
-    sees the same order as an uninterrupted one.
-    """
-
-    def __init__(self, images, labels, indices=None, batch_size=256, shuffle=False, augment=None, seed=0):
-        self.images, self.labels = images, labels
-        self.indices = torch.arange(len(labels)) if indices is None else torch.as_tensor(indices, dtype=torch.int64)
-        self.batch_size, self.shuffle, self.augment, self.seed = batch_size, shuffle, augment, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return (len(self.indices) + self.batch_size - 1) // self.batch_size
-
-    @property
-    def num_samples(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self):
-        return self.iterate_from(0)
-
-    def iterate_from(self, first_batch: int):
-        """The epoch's batches from number ``first_batch`` on, exactly as a full pass would give them.
-
-        The random draws of the skipped batches' augmentation are made and dropped, so the later
-        batches get the same crops and flips: an epoch resumed mid-way matches an uninterrupted one.
-        """
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = self.indices
-        if self.shuffle:
-            order = order[torch.randperm(len(order), generator=generator)]
-        order = order.to(self.images.device)
-        for number, start in enumerate(range(0, len(order), self.batch_size)):
-            batch = order[start : start + self.batch_size]
-            if number < first_batch:
-                if self.augment is not None:
-                    augment_draws(len(batch), *self.augment, generator)
-                continue
-            images = self.images[batch]
-            if self.augment is not None:
-                images = augment(images, *self.augment, generator)
-            yield images.float().div_(255), self.labels[batch]
-
-
-@dataclass
-class Data:
-    """D (train after the validation split), validation and test tensors of one dataset, on a device.
-
-    Every index handed around (forget, retain, poisoned) is a position in ``train_images``.
-    """
-
-    name: str
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    num_classes: int
-    mean: tuple
-    std: tuple
-    crop_padding: int
-    flip: bool
-    split_seed: int
-    official_train_indices: np.ndarray
-    info: dict
-    train_subset: int | None = None  # size of the stratified subset of the official training set, if any
-
-    @property
-    def in_channels(self) -> int:
-        return self.train_images.shape[1]
-
-    @property
-    def train_augment(self):
-        return (self.crop_padding, self.flip)
-
-    def train_batches(self, indices=None, batch_size=256, shuffle=True, augment=True, seed=0) -> Batches:
-        aug = self.train_augment if augment else None
-        return Batches(self.train_images, self.train_labels, indices, batch_size, shuffle, aug, seed)
-
-    def eval_batches(self, split: str, indices=None, batch_size=512) -> Batches:
-        images, labels = {
-            "train": (self.train_images, self.train_labels),
-            "val": (self.val_images, self.val_labels),
-            "test": (self.test_images, self.test_labels),
-        }[split]
-        return Batches(images, labels, indices, batch_size)
-
-
-def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset: int | None = None) -> Data:
-    """Split the official training set into D and validation (after drawing ``train_subset`` samples of it)."""
-    labels = raw.train_labels.numpy()
-    pool = np.arange(len(labels))
-    if train_subset is not None:
-        pool = stratified_subset(labels, raw.num_classes, train_subset, split_seed)
-    train_pos, val_pos = validation_split(labels[pool], raw.num_classes, split_seed)
-    if len(val_pos) == 0:  # no class has 10 samples: no best checkpoint could ever be chosen
-        raise UsageError(
-            f"--train_subset {train_subset} leaves no validation samples (10% of each class, rounded down, is "
-            f"held out); give --train_subset {10 * raw.num_classes} or more"
-        )
-    train_idx, val_idx = pool[train_pos], pool[val_pos]  # positions in the official training set
-    train_t, val_t = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
-    return Data(
-        name=raw.name,
-        train_images=raw.train_images[train_t].contiguous().to(device),
-        train_labels=raw.train_labels[train_t].to(device),
-        val_images=raw.train_images[val_t].contiguous().to(device),
-        val_labels=raw.train_labels[val_t].to(device),
-        test_images=raw.test_images.contiguous().to(device),
-        test_labels=raw.test_labels.to(device),
-        num_classes=raw.num_classes,
-        mean=raw.mean,
-        std=raw.std,
-        crop_padding=raw.crop_padding,
-        flip=raw.flip,
-        split_seed=split_seed,
-        official_train_indices=train_idx,
-        info=raw.info,
-        train_subset=train_subset,
-    )
-
-
-def load_data(args, device="cpu") -> Data:
-    """The one entry used by the scripts: read ``--dataset``, subset and split it with ``--split_seed``."""
-    raw = load_raw(args.dataset, args.data, getattr(args, "data_dir", "./tiny-imagenet-200"))
-    return build_data(raw, args.split_seed, device, args.train_subset)

@@ -15,16 +15,14 @@ from pathlib import Path
 
 import torch
 
-import arg_parser
 import dataset
 import pruner
-import run_files
-import run_identity
 import utils
-from arg_parser import parse_milestones
-from experiment import build_model, make_runtime, validate_common
-from interrupts import Diverged, EpochInterrupted, Stopped
-from trainer import accuracy, make_optimizer, make_scheduler, train_epoch
+from experiments import run_files, run_identity, training_files
+from experiments.arg_parser import parse_milestones
+from experiments.experiment import build_model, make_runtime, validate_common
+from training.interrupts import Diverged, EpochInterrupted, Stopped
+from training.trainer import accuracy, make_optimizer, make_scheduler, train_epoch
 from utils import UsageError
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")
@@ -43,7 +41,7 @@ def validate(args) -> None:
     if args.rewind_epoch > args.epochs:
         raise UsageError(f"--rewind_epoch {args.rewind_epoch} is after the last epoch ({args.epochs}); lower it")
     if args.resume:
-        run_files.find_resume_checkpoint(args)
+        training_files.find_resume_checkpoint(args)
 
 
 def training_model(args, data, runtime, kind: str = run_identity.TRAINING, **inputs):
@@ -52,10 +50,10 @@ def training_model(args, data, runtime, kind: str = run_identity.TRAINING, **inp
     (main_backdoor.py's poisoning record)."""
     model = runtime.prepare(build_model(args, data, seed=args.seed))
     if args.rewind_pth:
-        rewind = run_files.load_rewind_file(args.rewind_pth, model)
+        rewind = training_files.load_rewind_file(args.rewind_pth, model)
         inputs["rewind_pth"] = run_identity.tensors_fingerprint(rewind)
     identity = run_identity.of_args(kind, args, **inputs)
-    resume = run_files.load_round_checkpoint(args, model, identity) if args.resume else None
+    resume = training_files.load_round_checkpoint(args, model, identity) if args.resume else None
     return model, resume, identity
 
 
@@ -72,14 +70,14 @@ def set_up(args, kind: str = run_identity.TRAINING):
 
 def folder_lock(args) -> run_files.FolderLock:
     """The run's lock on --save_dir, taken at once when the folder exists (see ``run_files.FolderLock``)."""
-    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, run_files.TRAINING_RUN_FILES, args.resume)  # noqa: E731
+    refuse = lambda: run_files.refuse_to_overwrite(args.save_dir, training_files.TRAINING_RUN_FILES, args.resume)  # noqa: E731
     return run_files.FolderLock(args.save_dir, "imp", check=refuse)
 
 
 @contextlib.contextmanager
 def open_save_dir(args, lock: run_files.FolderLock):
     """Once every input is checked: create --save_dir, hold its lock (``lock``), write args.json."""
-    save_dir = arg_parser.check_save_dir(args.save_dir)
+    save_dir = run_files.check_save_dir(args.save_dir)
     lock.hold()
     utils.keep_log(save_dir)
     run_files.save_args(args, save_dir)
@@ -112,7 +110,7 @@ class RoundState:
 def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
     """Run (or resume) every round; returns the per-round results written to imp_results.json.
 
-    ``resume``: what ``run_files.load_round_checkpoint`` returned for a --resume run (None: start
+    ``resume``: what ``training_files.load_round_checkpoint`` returned for a --resume run (None: start
     afresh). ``meta`` goes into every checkpoint (the set-up, the pruning kind, the run's ``identity``).
     """
     rounds = Rounds(args, model, dict(meta or {}))
@@ -144,7 +142,7 @@ class Rounds:
     def start(self):
         """A fresh run: keep the initial weights (round 0's rewind target). No optimiser state to restore."""
         self.init_state = copy.deepcopy(pruner.dense_state(self.model.state_dict()))
-        run_files.save_rewind_weights(self.init_state, self.save_dir, 0)
+        training_files.save_rewind_weights(self.init_state, self.save_dir, 0)
         return None
 
     def resume(self, saved: dict, log):
@@ -160,7 +158,9 @@ class Rounds:
         return (saved["optimizer"], saved["scheduler"]) if started else None
 
     def save(self, optimizer, scheduler) -> None:
-        run_files.save_round_checkpoint(self.save_dir, self.model, optimizer, scheduler, self, self.args, self.meta)
+        training_files.save_round_checkpoint(
+            self.save_dir, self.model, optimizer, scheduler, self, self.args, self.meta
+        )
 
 
 def round_optimizer(args, model, k: int, saved_state=None):
@@ -192,10 +192,10 @@ def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: floa
         if val_acc > position.best_val:
             position.best_val, position.best_epoch = val_acc, epoch
             position.best_test = accuracy(model, data.eval_batches("test"), runtime)
-            run_files.save_mask_file(rounds.save_dir, model, position, ratio, args, rounds.meta)
+            training_files.save_mask_file(rounds.save_dir, model, position, ratio, args, rounds.meta)
         if k == 0 and epoch + 1 == args.rewind_epoch:
             rounds.rewind_state = copy.deepcopy(pruner.dense_state(model.state_dict()))
-            run_files.save_rewind_weights(rounds.rewind_state, rounds.save_dir, args.rewind_epoch)
+            training_files.save_rewind_weights(rounds.rewind_state, rounds.save_dir, args.rewind_epoch)
         position.log.append(
             {
                 "epoch": epoch,
@@ -221,7 +221,7 @@ def _write_epochs(rounds: Rounds) -> None:
     as in imp_results.json)."""
     done = [{"round": r["round"], **e} for r in rounds.results for e in r["epochs"]]
     current = [{"round": rounds.position.k, **e} for e in rounds.position.log]
-    run_files.write_epoch_lines(run_files.training_epochs_file(rounds.save_dir), done + current)
+    run_files.write_epoch_lines(training_files.training_epochs_file(rounds.save_dir), done + current)
 
 
 def plot_round(epochs: list[dict], k: int, path: Path) -> None:
@@ -271,7 +271,7 @@ def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: 
         diverged = Diverged(where, epoch, optimizer.param_groups[0]["lr"])
         identity = rounds.meta["identity"]
         device = model_device(rounds.model)
-        run_files.write_round_results(args, rounds.results, rounds.save_dir, identity, device, diverged.record())
+        training_files.write_round_results(args, rounds.results, rounds.save_dir, identity, device, diverged.record())
         diverged.advice = f"recorded in {rounds.save_dir / 'imp_results.json'}; try a smaller --lr"
         raise diverged from err
     position.partial = None
@@ -295,19 +295,19 @@ def finish_round(rounds: Rounds, ratio: float, log) -> None:
         f"round {position.k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
         f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
     )
-    plot_round(position.log, position.k, run_files.curve_file(rounds.save_dir, position.k))
-    run_files.mark_round_finished(rounds.save_dir, position.k)
+    plot_round(position.log, position.k, training_files.curve_file(rounds.save_dir, position.k))
+    training_files.mark_round_finished(rounds.save_dir, position.k)
     identity, device = rounds.meta["identity"], model_device(rounds.model)
-    run_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, identity, device)
+    training_files.write_round_results(rounds.args, rounds.results, rounds.save_dir, identity, device)
     rounds.position = RoundState(position.k + 1)
 
 
 def _rewind_target(args, save_dir: Path, init_state: dict, rewind_state):
     """Dense weights the surviving weights go back to after a prune."""
     if args.rewind_pth:
-        return run_files.load_rewind_file(args.rewind_pth)
+        return training_files.load_rewind_file(args.rewind_pth)
     if args.prune_type == "pt":
-        return run_files.load_dense_best(save_dir)
+        return training_files.load_dense_best(save_dir)
     if args.prune_type == "rewind_lt" and args.rewind_epoch > 0:
         return rewind_state
     return init_state

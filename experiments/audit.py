@@ -24,18 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-import arg_parser
-import interrupts
-import run_files
-import run_identity
 import unlearn
 from evaluation import audit_stats
 from evaluation.outputs import load_outputs
-from run_files import unlearning_files
-from utils import UsageError, atomic_write_bytes, atomic_write_json, provenance
+from experiments import arg_parser, run_files, run_identity, slurm, training_files, unlearning_files
+from experiments.slurm import EXIT_MARK
+from training import interrupts
+from utils import UsageError, atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
 
-REPO = Path(__file__).resolve().parent
-EXIT_MARK = "=== exit "  # the same log.txt marks as scripts/sweep.py's runs
+REPO = Path(__file__).resolve().parents[1]
 # Flags the audit sets for every run; a pass-through string must not set them too.
 AUDIT_FLAGS = (
     "--seed", "--train_seed", "--save_dir", "--save_outputs", "--resume", "--unlearn", "--mask",
@@ -53,7 +50,7 @@ class AuditRun:
 
     @property
     def files(self) -> dict[str, Path]:
-        return unlearning_files(self.save_dir, self.method)
+        return unlearning_files.paths(self.save_dir, self.method)
 
 
 def split_flags(text: str, what: str) -> list[str]:
@@ -138,8 +135,8 @@ def ensure_run(run: AuditRun, env: dict | None = None) -> str:
     identity: flags, the mask's content and an explicit forget set's content)."""
     if run.files["outputs"].is_file():
         _command(run)  # its check that the folder holds this run's arguments
-        saved = run_files.finished_unlearning(run.save_dir, run.method)
-        expected = run_identity.expected_from_argv(["main_forget.py", *run.args], run_files.mask_fingerprint)
+        saved = unlearning_files.finished_unlearning(run.save_dir, run.method)
+        expected = run_identity.expected_from_argv(["main_forget.py", *run.args], training_files.mask_fingerprint)
         fix = "remove that folder to rerun it, or use another --save_dir"
         run_identity.require_same(saved, expected, run.files["results"], fix, partial=True)
         return "reused"
@@ -190,8 +187,6 @@ def result_files(save_dir, method: str) -> dict[str, Path]:
 def submit_slurm(args, log) -> int:
     """Submit the pending runs as one Slurm job array (scripts/sweep.py's array script, so the logs carry
     the same marks); once it has finished, the same command without --slurm reuses every run."""
-    from scripts import sweep  # imported here: only --slurm needs the sweep's array script
-
     pending = [run for run in plan(args, log) if not run.files["outputs"].is_file()]
     if not pending:
         log("nothing to submit: every run has its outputs; rerun without --slurm for the audit")
@@ -200,11 +195,11 @@ def submit_slurm(args, log) -> int:
     commands_file = save_dir / f"{args.unlearn}_audit.commands"
     script_file = commands_file.with_suffix(".sbatch")
     here = shlex.quote(str(Path.cwd()))  # the array runs from the repository: relative paths stay ours
-    commands_file.write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending))
-    commands_file.with_suffix(".dirs").write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending))
+    atomic_write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending), commands_file)
+    atomic_write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending), commands_file.with_suffix(".dirs"))
     (save_dir / "slurm_logs").mkdir(exist_ok=True)
-    script = sweep.sbatch_script("audit", len(pending), commands_file, save_dir / "slurm_logs", None, args.slurm_gpus)
-    script_file.write_text(script)
+    script = slurm.sbatch_script("audit", len(pending), commands_file, save_dir / "slurm_logs", None, args.slurm_gpus)
+    atomic_write_text(script, script_file)
     sbatch = ["sbatch", "--parsable", *shlex.split(args.slurm_args), str(script_file)]
     if args.dry_run:
         log(f"would run: {shlex.join(sbatch)}  ({len(pending)} array tasks, {commands_file})")

@@ -12,22 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-import arg_parser
-import backdoor
 import dataset
 import pruner
-import pruning_rounds
-import run_files
-import run_identity
 import unlearn
 import utils
-from experiment import build_model, make_runtime, model_meta, validate_common
-from forget_set import ForgetSet
-from interrupts import Diverged
-from pruning_rounds import run_imp
-from trainer import accuracy
-from unlearn.context import UnlearnContext
-from unlearning_run import prepare_model, run_unlearning
+from dataset import ForgetSet, poisoning
+from evaluation import attack
+from experiments import backdoor_files, pruning_rounds, run_files, run_identity, training_files
+from experiments.experiment import build_model, make_runtime, model_meta, validate_common
+from experiments.pruning_rounds import run_imp
+from experiments.unlearning_run import prepare_model, run_unlearning, unlearning_context
+from training.interrupts import Diverged
+from training.trainer import accuracy
 from utils import UsageError
 
 POISON_FOLDER = "poisoned"
@@ -58,7 +54,7 @@ def validate(args) -> None:
         raise UsageError(
             f"--num_indexes_to_replace {args.num_indexes_to_replace}: give how many training samples to poison (> 0)"
         )
-    backdoor.check_trigger_value(args.trigger_value)
+    poisoning.check_trigger_value(args.trigger_value)
 
 
 def check_poisoning(args, data) -> None:
@@ -74,7 +70,7 @@ def check_poisoning(args, data) -> None:
             f"--num_indexes_to_replace {args.num_indexes_to_replace}: D has {n_train} training samples and at least "
             f"one must stay clean; give at most {n_train - 1}"
         )
-    backdoor.check_trigger(args.trigger_size, args.trigger_value, tuple(data.train_images.shape[1:]))
+    poisoning.check_trigger(args.trigger_size, args.trigger_value, tuple(data.train_images.shape[1:]))
 
 
 def plan_poisoned_model(args, data, record, runtime, log):
@@ -84,23 +80,23 @@ def plan_poisoned_model(args, data, record, runtime, log):
     (model, resume state) when the poisoned model must still be trained (or its training resumed).
     """
     if not trains_poisoned_model(args):
-        _, checkpoint = run_files.load_mask_file(args.mask, args)
-        run_files.check_poison_record(checkpoint, record, args.mask, "give the matching flags or another --mask")
+        _, checkpoint = training_files.load_mask_file(args.mask, args)
+        backdoor_files.check_poison_record(checkpoint, record, args.mask, "give the matching flags or another --mask")
         return Path(args.mask), checkpoint, None
     train_args = training_args(args)
     folder = Path(train_args.save_dir)
-    final = run_files.mask_file(folder, args.pruning_times - 1)
+    final = training_files.mask_file(folder, args.pruning_times - 1)
     fix = f"use the same arguments or another --save_dir than '{args.save_dir}'"
     poison = {"sha256": run_identity.record_fingerprint(record)}
-    saved_identity = run_files.finished_training(folder)
+    saved_identity = training_files.finished_training(folder)
     if saved_identity is not None:
         expected = run_identity.of_args(run_identity.TRAINING, train_args, poison=poison)
         flags_only = {**expected, "inputs": {}}  # the flags first, then the poisoning by name, then all of it
         run_identity.require_same(saved_identity, flags_only, folder, fix, partial=True)
         if not final.is_file():
             raise UsageError(f"'{folder}' records a finished training run but lacks {final.name}; {fix}")
-        _, checkpoint = run_files.load_mask_file(final, args)
-        run_files.check_poison_record(checkpoint, record, final, fix)
+        _, checkpoint = training_files.load_mask_file(final, args)
+        backdoor_files.check_poison_record(checkpoint, record, final, fix)
         run_identity.require_same(saved_identity, expected, folder, fix)
         log(f"reusing the poisoned model {final} (trained earlier with the same arguments; no retraining)")
         return final, checkpoint, None
@@ -108,7 +104,7 @@ def plan_poisoned_model(args, data, record, runtime, log):
         _check_mask_folder(Path(args.mask))
     model, resume, identity = pruning_rounds.training_model(train_args, data, runtime, poison=poison)
     if resume is not None:
-        run_files.check_poison_record(resume, record, folder, fix)
+        backdoor_files.check_poison_record(resume, record, folder, fix)
     return final, None, (model, resume, identity)
 
 
@@ -124,7 +120,7 @@ def _check_mask_folder(mask: Path) -> None:
 
 def train_poisoned_model(args, data, record, model, resume, identity, runtime, log) -> None:
     train_args = training_args(args)
-    folder = arg_parser.check_save_dir(train_args.save_dir)
+    folder = run_files.check_save_dir(train_args.save_dir)
     run_files.save_args(train_args, folder)
     log(f"training the poisoned model into {folder} ({args.pruning_times} round(s), rate {args.rate})")
     meta = {**model_meta(args, data), "backdoor": record, "identity": identity}
@@ -134,7 +130,7 @@ def train_poisoned_model(args, data, record, model, resume, identity, runtime, l
 
 def measure(model, data, poisoned, args, runtime) -> dict:
     """SA, ASR and ASR_nontarget on the (clean) test set, and the accuracy on D_f under its poisoned labels."""
-    metrics = backdoor.backdoor_metrics(
+    metrics = attack.backdoor_metrics(
         model, data, args.trigger_size, args.trigger_value, args.class_to_replace, runtime
     )
     return {**metrics, "forget_acc": accuracy(model, data.eval_batches("train", poisoned), runtime)}
@@ -142,14 +138,14 @@ def measure(model, data, poisoned, args, runtime) -> dict:
 
 def poisoned_data(args, clean, log):
     """(poisoned data, poisoned indices, poisoning record) of this run's --seed, trigger and target."""
-    poisoned = backdoor.choose_poisoned(clean.train_labels.cpu().numpy(), args.num_indexes_to_replace, args.seed)
-    data = backdoor.poison(clean, poisoned, args.trigger_size, args.trigger_value, args.class_to_replace)
+    poisoned = poisoning.choose_poisoned(clean.train_labels.cpu().numpy(), args.num_indexes_to_replace, args.seed)
+    data = poisoning.poison(clean, poisoned, args.trigger_size, args.trigger_value, args.class_to_replace)
     log(
         f"backdoor: {len(poisoned)} of {len(clean.train_labels)} training samples carry a "
         f"{args.trigger_size}x{args.trigger_size} trigger of value {args.trigger_value} "
-        f"(pixel {backdoor.trigger_pixel(args.trigger_value)}) and the label {args.class_to_replace}"
+        f"(pixel {poisoning.trigger_pixel(args.trigger_value)}) and the label {args.class_to_replace}"
     )
-    return data, poisoned, run_files.poison_record(args, clean, poisoned)
+    return data, poisoned, backdoor_files.poison_record(args, clean, poisoned)
 
 
 def run(args, log) -> dict:
@@ -161,10 +157,10 @@ def run(args, log) -> dict:
     check_poisoning(args, clean)
     data, poisoned, record = poisoned_data(args, clean, log)
     path, checkpoint, training = plan_poisoned_model(args, data, record, runtime, log)
-    files = run_files.backdoor_files(args.save_dir, args.unlearn)
-    arg_parser.check_save_dir(args.save_dir)
+    files = backdoor_files.paths(args.save_dir, args.unlearn)
+    run_files.check_save_dir(args.save_dir)
     names = [files["results"].name, files["progress"].name]
-    refuse = lambda: arg_parser.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
+    refuse = lambda: run_files.refuse_to_overwrite(args.save_dir, names, args.resume)  # noqa: E731
     with run_files.run_lock(args.save_dir, f"backdoor_{args.unlearn}", check=refuse):
         return _run_locked(args, method, runtime, clean, data, poisoned, record, path, checkpoint, training, files, log)
 
@@ -173,9 +169,9 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
     if training is not None:
         utils.keep_log(args.save_dir)
         train_poisoned_model(args, data, record, *training, runtime, log)
-        _, checkpoint = run_files.load_mask_file(path, args)
+        _, checkpoint = training_files.load_mask_file(path, args)
         if args.mask is not None:
-            path = run_files.publish_mask_file(path, args.mask)
+            path = training_files.publish_mask_file(path, args.mask)
             log(f"saved the poisoned model at --mask {path}; later runs with this --mask reuse it")
     state_dict = checkpoint["state_dict"]
     forget = ForgetSet("backdoor", poisoned, np.setdiff1d(np.arange(len(clean.train_labels)), poisoned), None)
@@ -197,14 +193,14 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
         f"method: {args.unlearn} ({method.paper_name}) on {path}; "
         f"{100 * pruner.remaining_weight_ratio(model):.2f}% of conv weights remain; {args.arch} on {runtime.device}"
     )
-    ctx = UnlearnContext(data, forget.forget_indices, forget.retain_indices, args, runtime, None, log)
+    ctx = unlearning_context(args, data, forget, runtime, method, log)
     rte_min, stats = run_unlearning(model, method, ctx, files["progress"], identity)
     after = measure(model, data, poisoned, args, runtime)
 
-    results = run_files.backdoor_results(args, method, clean, path, model, poisoned, before, after, rte_min, stats)
+    results = backdoor_files.backdoor_results(args, method, clean, path, model, poisoned, before, after, rte_min, stats)
     results["identity"] = identity
     meta = {**model_meta(args, clean), "identity": identity}
-    run_files.save_backdoor_outputs(files, model, results, record, args, meta)
+    backdoor_files.save_backdoor_outputs(files, model, results, record, args, meta)
     files["progress"].unlink(missing_ok=True)  # superseded by the saved model
     if stats.get("diverged"):
         at = stats["diverged"]

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
-from run_identity import BACKDOOR, SYNFLOW, TRAINING, UNLEARNING
+import dataset
+import models
+from experiments.run_identity import BACKDOOR, SYNFLOW, TRAINING, UNLEARNING
 from utils import UsageError, one_line
 
 # Which kinds of run each flag defines (run_identity.py): the flags of a run's identity are read from
 # here, so a flag is declared once, with its kinds, in the group below that adds it.
 TRAINS = (TRAINING, SYNFLOW)  # the training and pruning runs of main_imp.py and main_synflow.py
+
+
 UNLEARNS = (UNLEARNING, BACKDOOR)  # a forgetting step: main_forget.py's, and main_backdoor.py's cleanse
+
+
 EVERY_RUN = TRAINS + UNLEARNS
+
+
 DEFINES: dict[str, frozenset] = {}
 
 
@@ -71,7 +77,7 @@ def add_data_args(parser):
         "--dataset",
         defines=EVERY_RUN,
         default="cifar10",
-        help="cifar10, cifar100, svhn, TinyImagenet, digits or fashionmnist",
+        help=dataset.dataset_help(),
     )
     add(group, "--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
     compat = compatibility_group(parser)
@@ -115,7 +121,7 @@ def add_model_args(parser):
         "--arch",
         defines=EVERY_RUN,
         default="resnet18",
-        help="resnet18, resnet50, resnet20s, resnet44s, resnet56s, vgg16_bn",
+        help=", ".join(models.MODELS),
     )
     add(
         group,
@@ -310,34 +316,6 @@ def check_nonnegative(args, names):
             raise UsageError(f"--{name} {value} is not a finite number; give a value >= 0")
         if value is not None and value < 0:
             raise UsageError(f"--{name} {value} is negative; give a value >= 0")
-
-
-def refuse_to_overwrite(save_dir, patterns, resume: bool) -> None:
-    """Never overwrite a run already in ``save_dir`` by accident: continue it with --resume or use another folder.
-
-    ``patterns`` are glob patterns of the files this script's run leaves there (e.g. ``[0-9]*checkpoint.pth.tar``).
-    """
-    if resume:
-        return
-    for pattern in patterns:
-        found = sorted(Path(save_dir).glob(pattern))
-        if found:
-            raise UsageError(
-                f"--save_dir '{save_dir}' already holds a run of this command ({found[0].name}); add --resume to "
-                f"continue or reuse it, or choose another --save_dir (delete the old one to start over)"
-            )
-
-
-def check_save_dir(path, flag: str = "--save_dir") -> Path:
-    """Create ``path`` (given by ``flag``) if needed and make sure we can write there, before any work starts."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"{flag} '{path}' cannot be created ({err.strerror}); choose a writable folder") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} '{path}' is not writable; choose a writable folder")
-    return path
 
 
 def full_parser() -> Parser:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset import select_forget
+from dataset.splits import select_forget
 from utils import UsageError
 
 

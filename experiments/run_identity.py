@@ -50,7 +50,7 @@ REFERENCE_FLAGS = ("dataset", "arch", "imagenet_arch", "split_seed", "train_subs
 @cache
 def declared() -> dict[str, frozenset]:
     """{flag name: kinds of run it defines} for every shared flag (a full parser is built once to read it)."""
-    import arg_parser  # here: arg_parser imports this module's kind names
+    from experiments import arg_parser  # here: arg_parser imports this module's kind names
 
     return arg_parser.declared_definitions()
 
@@ -213,8 +213,8 @@ def expected_from_argv(argv: list[str], mask_fingerprint=None) -> dict:
     A forget set given as explicit indices is hashed from its file or list; a drawn one needs the data,
     so only its scenario is known. Compare the result with ``differences(..., partial=True)``.
     """
-    import arg_parser  # here: arg_parser imports this module's kind names
-    from forget_set import parse_indices
+    from dataset import parse_indices
+    from experiments import arg_parser  # here: arg_parser imports this module's kind names
 
     names = [str(part).rsplit("/", 1)[-1] for part in argv]
     at = next((i for i, name in enumerate(names) if name in KIND_OF_SCRIPT), None)

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 import dataset
-import interrupts
 import pruner
-import run_files
 from evaluation.distance import effective_parameters, js_divergence, weight_l2
 from evaluation.metrics import test_indices
-from experiment import build_model
-from trainer import Runtime, predict
+from experiments import unlearning_files
+from experiments.experiment import build_model
+from training import interrupts
+from training.runtime import Runtime
+from training.trainer import predict
 from utils import UsageError, resolve_device
 
 OUTPUT_METRICS = ("JS_forget", "JS_test", "L2_to_retrain")
@@ -61,7 +62,7 @@ class OutputMeter:
         return self._datasets[key]
 
     def outputs(self, run: dict) -> Outputs:
-        saved = run_files.read_finished(checkpoint_of(run))
+        saved = unlearning_files.read_finished(checkpoint_of(run))
         args = argparse.Namespace(**saved["args"])
         if self.data_root is not None:
             args.data = self.data_root
@@ -85,7 +86,7 @@ class OutputMeter:
 
 def checkpoint_of(run: dict) -> Path:
     """The finished checkpoint written beside a run's ``*_eval.json``."""
-    return run_files.unlearning_files(Path(run["path"]).parent, run["method"])["checkpoint"]
+    return unlearning_files.paths(Path(run["path"]).parent, run["method"])["checkpoint"]
 
 
 def mismatch(outputs: Outputs, reference: Outputs) -> str | None:

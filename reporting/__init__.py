@@ -1,0 +1,1 @@
+"""Reporting: tables, CSV, figures, published numbers, output distances and the audit's table."""

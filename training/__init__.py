@@ -1,0 +1,1 @@
+"""Training: the one epoch loop, the runtime (device, precision, memory format) and interrupts."""

@@ -8,7 +8,7 @@ DEMO_METHODS ?= paper
 FMNIST_DIR ?= runs/fashionmnist
 AUDIT_DIR ?= runs/audit
 
-.PHONY: demo fashionmnist audit test test-slurm lint clean-venv
+.PHONY: demo fashionmnist audit test test-slurm lint docs clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-slurm: $(VENV)/installed
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Rewrite the method tables of README.md and docs/methods.md from the method registry (after adding a method).
+docs: $(VENV)/installed
+	$(PY) scripts/docs_tables.py
 
 clean-venv:
 	rm -rf $(VENV)

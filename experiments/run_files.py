@@ -1,4 +1,7 @@
-"""Every file a run leaves in --save_dir: its name, what it holds, writing it and reading it back.
+"""What every kind of run shares on disk: locks, the same-run check, the output folder's checks.
+
+The files a run leaves in --save_dir (each kind's own module writes and reads them:
+training_files.py, unlearning_files.py, backdoor_files.py):
 
 Training rounds (main_imp.py, main_synflow.py, main_backdoor.py's ``poisoned/`` folder), round k:
   {k}model_SA_best.pth.tar    the mask file: round k's best-validation weights with their masks
@@ -10,7 +13,7 @@ Unlearning (main_forget.py), for method M:
   Mcheckpoint.pth.tar         the finished run: weights, evaluation, RTE
   M_eval.json                 the results
   M_outputs.npz               with --save_outputs: per-example logits of D_f and a fixed test sample
-  M_saliency_mask.pth.tar     SalUn only: its weight-saliency mask (written by unlearn/salun.py)
+  M_saliency_mask.pth.tar     SalUn only: its weight-saliency mask (returned by unlearn/salun.py)
 Backdoor cleanse (main_backdoor.py): M_backdoor_progress.pth.tar, M_backdoor_model.pth.tar, M_backdoor.json.
 Every run holds a lock file, .imp.lock / .M.lock / .backdoor_M.lock, while it runs (``run_lock``).
 

@@ -1,5 +1,6 @@
 """main_forget.py end to end on digits: every registered method, the results file, resume, RTE."""
 
+import dataclasses
 import json
 import shlex
 import time
@@ -157,7 +158,8 @@ def test_rte_excludes_evaluation(checkpoint, tmp_path, monkeypatch):
 def test_resume_reuses_finished_unlearning(checkpoint, tmp_path, monkeypatch):
     first = run(checkpoint, tmp_path, "GA")
     calls = []
-    monkeypatch.setitem(unlearn.METHODS, "GA", unlearn.Method("GA", lambda m, c: calls.append(1), "GA"))
+    never_run = dataclasses.replace(unlearn.METHODS["GA"], fn=lambda model, ctx: calls.append(1))
+    monkeypatch.setitem(unlearn.METHODS, "GA", never_run)
     second = run(checkpoint, tmp_path, "GA", "--resume")
     assert calls == []
     for key in ["UA", "RA", "TA", "MIA_efficacy", "RTE_min"]:

@@ -219,3 +219,21 @@ def test_missing_files_error_names_path_and_files(tmp_path, name, expected):
 def test_unknown_dataset_lists_choices():
     with pytest.raises(UsageError, match="choose from .*digits"):
         dataset.load_raw("mnist")
+
+
+# The official training-set sizes of the registered datasets that are not embedded (no files needed here).
+OFFICIAL_TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "TinyImagenet": 100_000,
+                       "fashionmnist": 60_000}  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", list(dataset.DATASETS.values()), ids=lambda entry: entry.name)
+def test_a_registration_states_its_facts_and_the_random_count_is_a_tenth_of_d(entry, digits_raw):
+    """The random-forgetting default is 10% of D, the training set after the 10% validation split."""
+    assert entry.help and entry.load is not None and entry.random_count > 0
+    size = len(digits_raw.train_labels) if entry.name == "digits" else OFFICIAL_TRAIN_SIZE.get(entry.name)
+    if size is None:
+        pytest.skip(f"{entry.name}: its training-set size is not listed in this test")
+    labels = digits_raw.train_labels.numpy() if entry.name == "digits" else np.arange(size) % 10
+    d = len(dataset.validation_split(labels, 10)[0])
+    assert abs(entry.random_count - d / 10) <= 1, (entry.name, entry.random_count, d)
+    assert entry.name in dataset.dataset_help()

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
-DEMO_SEEDS ?= 1
+DEMO_TRIALS ?= 1
 DEMO_METHODS ?= paper
 FMNIST_DIR ?= runs/fashionmnist
 AUDIT_DIR ?= runs/audit
@@ -16,7 +16,7 @@ $(VENV)/installed: requirements.txt
 	touch $@
 
 demo: $(VENV)/installed
-	DEMO_METHODS=$(DEMO_METHODS) bash scripts/demo.sh $(PY) $(DEMO_DIR) $(DEMO_SEEDS)
+	DEMO_METHODS=$(DEMO_METHODS) bash scripts/demo.sh $(PY) $(DEMO_DIR) $(DEMO_TRIALS)
 
 # The paper's experiments on real Fashion-MNIST at CPU scale (about 2 hours on 2 cores; resumable).
 fashionmnist: $(VENV)/installed

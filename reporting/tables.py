@@ -42,7 +42,7 @@ def markdown_table(header: list[str], align: list[str], body: list[list[str]]) -
 
 def to_markdown(rows: list[dict]) -> str:
     """One Markdown table per (dataset, arch, scenario): cells are mean±std (|gap to Retrain|)."""
-    header = ["Sparsity", "Method"] + [title for _, _, title in METRICS] + ["Avg. Gap", "RTE (min)", "Seeds"]
+    header = ["Sparsity", "Method"] + [title for _, _, title in METRICS] + ["Avg. Gap", "RTE (min)", "Trials"]
     align = ["---:", "---"] + ["---:"] * (len(header) - 2)
     by_setting = defaultdict(list)
     for row in rows:
@@ -108,7 +108,7 @@ def distance_markdown(setting_rows: list[dict]) -> str:
 def backdoor_markdown(rows: list[dict]) -> str:
     """One Markdown table per backdoor setting: SA and ASR before/after unlearning, mean±std."""
     keys = ("SA_before", "ASR_before", "SA_after", "ASR_after")
-    header = ["Sparsity", "Method", "SA before", "ASR before", "SA after", "ASR after", "Seeds"]
+    header = ["Sparsity", "Method", "SA before", "ASR before", "SA after", "ASR after", "Trials"]
     align = ["---:", "---"] + ["---:"] * 5
     by_setting = defaultdict(list)
     for row in rows:

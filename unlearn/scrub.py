@@ -43,8 +43,8 @@ def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tens
 def scrub_loss(teacher, epoch_batches: TwoPasses, temperature: float, alpha: float, gamma: float):
     def loss_fn(model, images, labels):
         logits = model(images)
-        # the teacher in float32 even inside the step's autocast: the max-step starts where the two
-        # distributions nearly agree, and bf16 rounding of θ_o's logits would be most of their gap
+        # the teacher in float32 even inside the step's autocast (the reference is float32 throughout):
+        # its logits are the KL's target, a forward without backward, so bf16 would save little here
         with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
             teacher_logits = teacher(images)
         divergence = distill_kl(logits, teacher_logits, temperature)

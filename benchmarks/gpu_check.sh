@@ -11,7 +11,8 @@
 #   3. The Fashion-MNIST reproduction at full size (all 60,000 training images): the paper's six
 #      methods, dense and 95% sparse, class-wise and random forgetting, one trial (scripts/sweep.py with
 #      scripts/fashionmnist_settings.sh's training and method settings), and its report.
-# It writes benchmarks/results_gpu_<card>.json (the card's name from torch.cuda.get_device_name).
+# It writes benchmarks/results_gpu_<card>.json (the card's name from torch.cuda.get_device_name; with
+# TINY=1 the file goes to $OUT instead).
 # Usage: benchmarks/gpu_check.sh [PYTHON] [FASHION_MNIST_DATA]   (no network needed; default data:
 #        Debian's /usr/share/datasets/fashion-mnist)
 #   DEVICE=cuda (default), cuda:N or cpu;  TINY=1: tiny sizes, a dry run of every stage in minutes on
@@ -121,7 +122,7 @@ RUNS="$FM/fashionmnist_resnet20s/unlearn"
 done_stage fashionmnist
 
 collect=(--dir "$OUT" --device "$DEVICE")
-[[ $TINY == 1 ]] && collect+=(--tiny)
+[[ $TINY == 1 ]] && collect+=(--tiny --json-dir "$OUT")  # a dry run's numbers stay out of benchmarks/
 "$PY" benchmarks/gpu_check.py collect "${collect[@]}"
 echo "gpu_check took $(( $(date +%s) - began )) s; $disagreements agreement check(s) failed"
 exit $(( disagreements > 0 ))

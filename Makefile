@@ -7,8 +7,9 @@ DEMO_TRIALS ?= 1
 DEMO_METHODS ?= paper
 FMNIST_DIR ?= runs/fashionmnist
 AUDIT_DIR ?= runs/audit
+FMNIST_DATA ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo fashionmnist audit test test-slurm lint docs clean-venv
+.PHONY: demo fashionmnist audit test test-slurm gpu-check lint docs clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,11 @@ test: $(VENV)/installed
 # slurm-client and munge packages) runs a small digits sweep through scripts/sweep.py --slurm.
 test-slurm: $(VENV)/installed
 	RUN_SLURM_TESTS=1 $(PY) -m pytest tests/test_slurm_sweep.py -v
+
+# On a machine with a GPU: benchmarks, CPU/GPU agreement and the full-size Fashion-MNIST reproduction in
+# one script (sized for about 10 minutes on an H200; DEVICE=cpu TINY=1 for a dry run on the CPU).
+gpu-check: $(VENV)/installed
+	bash benchmarks/gpu_check.sh $(PY) $(FMNIST_DATA)
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check .

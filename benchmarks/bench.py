@@ -72,9 +72,9 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def bench_train(arch, images, batch_size, runtime, epochs=2):
+def bench_train(arch, images, batch_size, runtime, epochs=2, size=32):
     """img/s through the data path vs the model alone (same steps, same optimiser)."""
-    data = synthetic_data(images, 16, runtime.device)
+    data = synthetic_data(images, 16, runtime.device, size=size)
     model = make_model(arch, data, runtime)
     optimizer = make_optimizer(model, 0.1)
     batches = data.train_batches(batch_size=batch_size, augment=True, seed=0)
@@ -115,9 +115,9 @@ def bench_train(arch, images, batch_size, runtime, epochs=2):
     }
 
 
-def bench_unlearn(arch, n_train, runtime, epochs=1):
+def bench_unlearn(arch, n_train, runtime, epochs=1, size=32):
     """Seconds per registered method on one workload: 10% random forgetting, ``epochs`` epochs."""
-    data = synthetic_data(n_train, 256, runtime.device, seed=1)
+    data = synthetic_data(n_train, 256, runtime.device, seed=1, size=size)
     labels = data.train_labels.cpu().numpy()
     forget = dataset.select_forget(labels, -1, max(1, len(labels) // 10), seed=2)
     retain = np.setdiff1d(np.arange(len(labels)), forget)
@@ -168,10 +168,12 @@ def _timed(fn, device):
     return out, time.perf_counter() - start
 
 
-def bench_ff_iu(arch, samples, runtime):
+def bench_ff_iu(arch, samples, runtime, size=32):
     """Vectorised FF accumulator and IU recursion against their plain loops, same inputs."""
     fp32 = Runtime(runtime.device, fast=False, progress=False)  # compare in float32
-    data = synthetic_data(samples * 10 // 9 + 16, 16, runtime.device, seed=3)  # D keeps 90% after the val split
+    data = synthetic_data(
+        samples * 10 // 9 + 16, 16, runtime.device, seed=3, size=size
+    )  # D keeps 90% after the val split
     model = make_model(arch, data, fp32)
     model.eval()
     batches = data.train_batches(np.arange(samples), batch_size=32, shuffle=False, augment=False)
@@ -333,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--unlearn_images", type=int, default=None, help="workload size of part (b)")
     parser.add_argument("--ff_iu_samples", type=int, default=None, help="samples for part (c)")
+    parser.add_argument(
+        "--image_size", type=int, default=32, help="side of the synthetic images of parts (a)-(c) (CIFAR: 32)"
+    )
     parser.add_argument("--fp32", action="store_true", help="CUDA: no bf16 autocast / channels-last")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write the results")
@@ -351,10 +356,13 @@ def main(argv=None):
         "torch": torch.__version__,
         "bf16_channels_last": gpu and not args.fp32,
         "compile": args.compile,
+        "image_size": args.image_size,
     }
     print(f"device: {results['device']}  torch {torch.__version__}")
     if "train" in parts:
-        r = bench_train(args.arch, args.images or (45000 if gpu else 1024), args.batch_size, runtime)
+        r = bench_train(
+            args.arch, args.images or (45000 if gpu else 1024), args.batch_size, runtime, size=args.image_size
+        )
         results["train"] = r
         print(
             f"(a) {r['arch']} training: {r['data_path_img_s']:.0f} img/s through the data path, "
@@ -362,7 +370,7 @@ def main(argv=None):
             f"of the epoch ({r['epoch_seconds']:.2f} s for {r['images_per_epoch']} images)"
         )
     if "unlearn" in parts:
-        r = bench_unlearn(unlearn_arch, args.unlearn_images or (45000 if gpu else 2000), runtime)
+        r = bench_unlearn(unlearn_arch, args.unlearn_images or (45000 if gpu else 2000), runtime, size=args.image_size)
         results["unlearn"] = r
         print(
             f"(b) unlearning wall time, {r['arch']}, {r['train_samples']} train / {r['forget_samples']} forget, "
@@ -371,7 +379,7 @@ def main(argv=None):
         for name, seconds in r["seconds"].items():
             print(f"    {name:12s} {seconds:8.2f} s")
     if "ff_iu" in parts:
-        r = bench_ff_iu(unlearn_arch, args.ff_iu_samples or (512 if gpu else 64), runtime)
+        r = bench_ff_iu(unlearn_arch, args.ff_iu_samples or (512 if gpu else 64), runtime, size=args.image_size)
         results["ff_iu"] = r
         print(
             f"(c) {r['arch']}, {r['samples']} samples: FF loop {r['ff_loop_s']:.2f} s vs vectorised "

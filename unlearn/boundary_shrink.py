@@ -28,14 +28,18 @@ def prepare(model, ctx):
 
 
 def nearest_wrong_class(original, images, labels, epsilon: float = EPSILON) -> torch.Tensor:
-    """θ_o's prediction on the one-step FGSM image (ε in [0, 1] pixel units, clipped, on the 1/255 grid)."""
-    with torch.enable_grad():
-        attacked = images.detach().clone().requires_grad_(True)
-        loss = F.cross_entropy(original(attacked).float(), labels)
+    """θ_o's prediction on the one-step FGSM image (ε in [0, 1] pixel units, clipped, on the 1/255 grid).
+
+    In float32 even inside the training step's bf16 autocast, as the reference computes it: the
+    attack keeps only the gradient's signs, and bf16 rounding flips those of its small entries.
+    """
+    with torch.autocast(images.device.type, enabled=False), torch.enable_grad():
+        attacked = images.detach().float().clone().requires_grad_(True)
+        loss = F.cross_entropy(original(attacked), labels)
         (gradient,) = torch.autograd.grad(loss, attacked)
-    adversarial = torch.round((attacked.detach() + epsilon * gradient.sign()).clamp(0.0, 1.0) * 255) / 255
-    with torch.no_grad():
-        return original(adversarial).argmax(1)
+        adversarial = torch.round((attacked.detach() + epsilon * gradient.sign()).clamp(0.0, 1.0) * 255) / 255
+        with torch.no_grad():
+            return original(adversarial).argmax(1)
 
 
 def shrink_loss(original):

@@ -149,8 +149,7 @@ def unlearn(model, ctx) -> None:
     # Both give the same accumulator. The vmapped backward wins on a GPU, where C small backward
     # passes are launch-bound; on a CPU the work is C full backward passes either way and the
     # plain loop is faster (1.5-2x on resnet20s, see docs/performance.md).
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    accumulate = fisher_accumulator if on_gpu else fisher_accumulator_loop
+    accumulate = fisher_accumulator if ctx.runtime.cuda_code_path else fisher_accumulator_loop
     acc = accumulate(model, batches, num_classes, ctx.runtime)
     seconds = time.perf_counter() - start
     ctx.log(

@@ -46,9 +46,9 @@ def forget_saliency(model, ctx) -> dict[str, torch.Tensor]:
     model.eval()  # as the reference: batch-norm uses its running statistics, which stay as they are
     for images, labels in ctx.batches("forget"):
         model.zero_grad(set_to_none=True)
-        with ctx.runtime.autocast:
-            logits = ctx.runtime.call(model)(ctx.runtime.inputs(images))
-        F.cross_entropy(logits.float(), labels).backward()
+        # float32, no autocast, as the reference: the mask is a rank over all weights, and bf16
+        # rounding of the forward would reorder near-equal saliencies
+        F.cross_entropy(model(ctx.runtime.inputs(images)), labels).backward()
         for name, param in params.items():
             if param.grad is not None:
                 totals[name] += param.grad

@@ -30,7 +30,11 @@ from utils import UsageError
 
 
 def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
-    """KL_T(s, t): the teacher's softened distribution against the student's, scaled by T² per sample."""
+    """KL_T(s, t): the teacher's softened distribution against the student's, scaled by T² per sample.
+
+    Always float32 (the reference trains in float32): under bf16 autocast the student's logits
+    come in bf16 and are widened before the softmaxes and the sum.
+    """
     log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
     teacher = F.softmax(teacher_logits.float() / temperature, dim=1)
     return F.kl_div(log_student, teacher, reduction="sum") * temperature**2 / student_logits.shape[0]
@@ -39,7 +43,9 @@ def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tens
 def scrub_loss(teacher, epoch_batches: TwoPasses, temperature: float, alpha: float, gamma: float):
     def loss_fn(model, images, labels):
         logits = model(images)
-        with torch.no_grad():
+        # the teacher in float32 even inside the step's autocast (the reference is float32 throughout):
+        # its logits are the KL's target, a forward without backward, so bf16 would save little here
+        with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
             teacher_logits = teacher(images)
         divergence = distill_kl(logits, teacher_logits, temperature)
         if epoch_batches.in_first:  # the max-step pass over D_f

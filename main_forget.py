@@ -38,6 +38,7 @@ UNUSED = {
     **dict.fromkeys(["--rate", "--pruning_times", "--prune_type", "--rewind_epoch", "--rewind_pth"], FROM_MASK),
     "--random_prune": FROM_MASK,
     "--prune": FROM_MASK,
+    **dict.fromkeys(arg_parser.ATTACK_FLAGS, arg_parser.NOT_POISONING),
 }
 
 

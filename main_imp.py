@@ -19,11 +19,13 @@ def make_parser():
     arg_parser.add_run_args(parser, save_dir_default="runs/imp")
     arg_parser.add_train_args(parser)
     arg_parser.add_prune_args(parser)
+    arg_parser.add_unused_args(parser, arg_parser.UNUSED_BY_TRAINING)
     return parser
 
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    arg_parser.warn_unused(args, "main_imp.py", arg_parser.UNUSED_BY_TRAINING)
     pruning_rounds.validate(args)
     with pruning_rounds.folder_lock(args) as lock:
         runtime, data, model, resume, identity = pruning_rounds.set_up(args)

@@ -277,6 +277,20 @@ def add_attack_args(parser):
     return group
 
 
+# The original's one shared parser gave every script every flag; what the training scripts do not use.
+NOT_UNLEARNING = "training and pruning do not unlearn (main_forget.py does)"
+NOT_POISONING = "only main_backdoor.py poisons its training data"
+ATTACK_FLAGS = ("--attack", "--trigger_size")
+UNUSED_BY_TRAINING = {
+    **dict.fromkeys(
+        ["--mask", "--unlearn", "--unlearn_lr", "--unlearn_epochs", "--num_indexes_to_replace", "--class_to_replace",
+         "--indexes_to_replace", "--alpha"],
+        NOT_UNLEARNING,
+    ),
+    **dict.fromkeys(ATTACK_FLAGS, NOT_POISONING),
+}  # fmt: skip
+
+
 def add_unused_args(parser, unused: dict[str, str]) -> None:
     """Flags of the original's one shared parser that this script accepts but does not use
     (``{flag: what it uses instead}``), so the original's command lines and wrappers still run."""

@@ -93,8 +93,9 @@ def describe_data(data, args, runtime) -> str:
 
 def describe_round(result: dict, test: str = "test") -> str:
     return (
-        f"round {result['round']}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "
-        f"best val {result['best_val_acc']:.2f}%  {test} {result['test_acc']:.2f}%"
+        f"round {result['round'] + 1}: remaining {100 * result['remaining_weight_ratio']:.2f}%  "
+        f"best val {result['best_val_acc']:.2f}%  {test} {result['test_acc']:.2f}%  "
+        f"-> {training_files.mask_file('', result['round']).name}"
     )
 
 
@@ -120,7 +121,7 @@ def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
         optimizer, scheduler = round_optimizer(args, model, k, optimizer_state)
         optimizer_state = None
         ratio = pruner.remaining_weight_ratio(model)
-        log(f"round {k}/{args.pruning_times - 1}: {100 * ratio:.2f}% of conv weights remain")
+        log(f"round {k + 1}/{args.pruning_times}: {100 * ratio:.2f}% of conv weights remain")  # logs count from 1
         train_round(rounds, data, runtime, optimizer, scheduler, ratio, log)
         finish_round(rounds, ratio, log)
         if k + 1 < args.pruning_times:
@@ -151,8 +152,8 @@ class Rounds:
         self.results = saved["rounds"]
         fields = ("round", "epoch", "best_val", "best_epoch", "best_test", "epoch_log")
         self.position = RoundState(*(saved[name] for name in fields), partial=saved.get("partial_epoch"))
-        batch = f", batch {self.position.partial['steps']}" if self.position.partial else ""
-        log(f"resuming round {self.position.k} at epoch {self.position.epoch}{batch}")
+        batch = f", after batch {self.position.partial['steps']}" if self.position.partial else ""
+        log(f"resuming round {self.position.k + 1} at epoch {self.position.epoch + 1}{batch}")  # logs count from 1
         # A checkpoint written right after a prune starts a round: its optimiser state is the old round's.
         started = self.position.epoch or self.position.partial
         return (saved["optimizer"], saved["scheduler"]) if started else None
@@ -210,7 +211,7 @@ def train_round(rounds: Rounds, data, runtime, optimizer, scheduler, ratio: floa
         position.epoch = epoch + 1
         _write_epochs(rounds)
         log(
-            f"round {k} epoch {epoch}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
+            f"round {k + 1} epoch {epoch + 1}: loss {stats['loss']:.4f} train {stats['acc']:.2f}% "
             f"val {val_acc:.2f}% lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
         rounds.save(optimizer, scheduler)
@@ -251,7 +252,7 @@ def plot_round(epochs: list[dict], k: int, path: Path) -> None:
 def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: int) -> dict:
     """One epoch of the round; a stop signal saves the position mid-epoch, divergence is recorded."""
     args, position = rounds.args, rounds.position
-    where = f"round {position.k} epoch {epoch}"
+    where = f"round {position.k + 1} epoch {epoch + 1}"
     try:
         stats = train_epoch(
             rounds.model,
@@ -292,7 +293,7 @@ def finish_round(rounds: Rounds, ratio: float, log) -> None:
         }
     )
     log(
-        f"round {position.k} done: best val {position.best_val:.2f}% at epoch {position.best_epoch}, "
+        f"round {position.k + 1} done: best val {position.best_val:.2f}% at epoch {position.best_epoch + 1}, "
         f"test {position.best_test:.2f}%, {100 * ratio:.2f}% weights remain"
     )
     plot_round(position.log, position.k, training_files.curve_file(rounds.save_dir, position.k))

@@ -294,3 +294,35 @@ def test_the_original_shared_flags_main_forget_does_not_use_are_named_never_sile
     assert sum("--mask" in line for line in err if line.startswith(("warning: --rate", "warning: --random"))) == 2
     saved = json.loads((tmp_path / "run" / "FT_eval.json").read_text())["args"]
     assert not {"lr", "epochs", "rate", "random_prune"} & set(saved)  # not recorded as if they were used
+
+
+# Every flag of the original's one shared parser (its arg_parser.py), with a value of the right kind.
+ORIGINAL_FLAGS = {
+    "--data": "x", "--dataset": "digits", "--input_size": "32", "--data_dir": "x", "--num_workers": "4",
+    "--num_classes": "10", "--arch": "resnet20s", "--imagenet_arch": None, "--seed": "2", "--train_seed": "1",
+    "--gpu": "0", "--workers": "4", "--resume": None, "--checkpoint": "x", "--save_dir": "x", "--mask": "x",
+    "--batch_size": "64", "--lr": "0.1", "--momentum": "0.9", "--weight_decay": "5e-4", "--epochs": "1",
+    "--warmup": "0", "--print_freq": "50", "--decreasing_lr": "1", "--no-aug": None, "--prune": "omp",
+    "--pruning_times": "1", "--rate": "0.2", "--prune_type": "lt", "--random_prune": None, "--rewind_epoch": "1",
+    "--unlearn": "FT", "--unlearn_lr": "0.1", "--unlearn_epochs": "1", "--num_indexes_to_replace": "10",
+    "--class_to_replace": "0", "--indexes_to_replace": "1", "--alpha": "0.2", "--attack": "backdoor",
+    "--trigger_size": "4",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("script", ["main_imp", "main_synflow", "main_forget", "main_backdoor"])
+def test_every_script_accepts_every_flag_of_the_originals_shared_parser(script, capsys):
+    """A wrapper passing the original's flags still runs; a flag the script does not use gets one warning line."""
+    import importlib
+
+    from experiments import arg_parser
+
+    module = importlib.import_module(script)
+    argv = [part for flag, value in ORIGINAL_FLAGS.items() for part in (flag, value) if part is not None]
+    args = module.make_parser().parse_args(argv)  # an unknown flag would exit 2 here
+    unused = getattr(module, "UNUSED", arg_parser.UNUSED_BY_TRAINING if script != "main_backdoor" else {})
+    arg_parser.warn_unused(args, f"{script}.py", unused)
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == len(set(unused) & set(ORIGINAL_FLAGS))
+    assert all(f" is not used by {script}.py; " in line for line in warned)
+    assert not any(hasattr(args, flag.lstrip("-")) for flag in unused)  # not kept as if used

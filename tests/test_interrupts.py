@@ -102,7 +102,7 @@ def test_huge_learning_rate_diverges(data):
         loss, logits = cross_entropy(model, images, labels)
         return loss * 1e30 * 1e30, logits  # overflows to inf in float32
 
-    with pytest.raises(interrupts.Diverged, match=r"diverged at epoch 0 \(learning rate 0.1\)"):
+    with pytest.raises(interrupts.Diverged, match=r"diverged at epoch 1 \(learning rate 0.1\)"):
         train_epoch(model, batches, make_optimizer(model, 0.1), RUNTIME, loss_fn=exploding, desc="x")
 
 
@@ -128,7 +128,7 @@ def test_unlearning_loop_stopped_mid_epoch_saves_and_resumes_bit_equal(data):
     with interrupts.graceful_stop(), pytest.raises(interrupts.Stopped) as stop:
         iterate(model, _context(data, progress), "retain", lambda epoch: stopping)
     assert stop.value.signum == signal.SIGTERM and stop.value.exit_status == 143
-    assert "FT epoch 1 after batch 3 of 7" in stop.value.where
+    assert "FT epoch 2 after batch 3 of 7" in stop.value.where
     saved = progress[-1]
     assert saved["epoch"] == 1 and saved["partial_epoch"]["steps"] == 3
     resumed_model = small_model(data, seed=3)

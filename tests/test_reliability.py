@@ -85,7 +85,7 @@ def test_diverging_training_is_recorded_and_exits_3(tmp_path, capsys):
     out = tmp_path / "imp"
     argv = [*ARCH, "--epochs", "3", "--lr", "1e6", "--pruning_times", "1", "--save_dir", str(out)]
     status, err = cli(main_imp.main, argv, capsys)
-    assert status == 3 and len(err) == 1 and "round 0 epoch" in err[0] and "smaller --lr" in err[0]
+    assert status == 3 and len(err) == 1 and "round 1 epoch" in err[0] and "smaller --lr" in err[0]
     assert json.loads((out / "imp_results.json").read_text())["diverged"] is True
 
 
@@ -153,7 +153,7 @@ def test_sigterm_mid_epoch_of_unlearning_then_resume_is_bit_equal(mask, tmp_path
     run = ["--unlearn_epochs", "4", "--batch_size", "16", "--class_to_replace", "-1", "--num_indexes_to_replace", "100"]
     reference, stopped = tmp_path / "reference", tmp_path / "stopped"
     finish(start("main_forget.py", forget_args(mask, reference, "FT", *run)))
-    status, output = terminate_mid_epoch("main_forget.py", forget_args(mask, stopped, "FT", *run), "FT epoch 0:")
+    status, output = terminate_mid_epoch("main_forget.py", forget_args(mask, stopped, "FT", *run), "FT epoch 1:")
     assert status == 143, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("stopped by SIGTERM during FT epoch") and "--resume" in last, output
@@ -169,10 +169,10 @@ def test_sigterm_mid_epoch_of_training_then_resume_is_bit_equal(tmp_path):
     run = [*ARCH, "--epochs", "3", "--pruning_times", "2", "--rate", "0.5", "--rewind_epoch", "1", "--batch_size", "16"]
     reference, stopped = tmp_path / "reference", tmp_path / "stopped"
     finish(start("main_imp.py", [*run, "--save_dir", str(reference)]))
-    status, output = terminate_mid_epoch("main_imp.py", [*run, "--save_dir", str(stopped)], "round 1 epoch 0:")
-    assert status == 143 and "stopped by SIGTERM during round 1 epoch" in output, output
+    status, output = terminate_mid_epoch("main_imp.py", [*run, "--save_dir", str(stopped)], "round 2 epoch 1:")
+    assert status == 143 and "stopped by SIGTERM during round 2 epoch" in output, output
     resumed = finish(start("main_imp.py", [*run, "--save_dir", str(stopped), "--resume"]))
-    assert "resuming round 1 at epoch" in resumed
+    assert "resuming round 2 at epoch" in resumed
     assert_same_files(reference, stopped, ["1model_SA_best.pth.tar", "1checkpoint.pth.tar"])
 
 
@@ -184,7 +184,7 @@ def test_a_second_identical_command_is_refused_while_the_first_runs(mask, tmp_pa
     run = forget_args(mask, out, "FT", "--unlearn_epochs", "50", "--batch_size", "16")
     first = start("main_forget.py", run)
     for line in first.stdout:
-        if line.startswith("FT epoch 1:"):  # it holds the lock, and epoch 0's progress is saved
+        if line.startswith("FT epoch 2:"):  # it holds the lock, and epoch 1's progress is saved
             break
     began = time.time()
     second = subprocess.run([sys.executable, "main_forget.py", *run], cwd=ROOT, env=ENV, capture_output=True, text=True)

@@ -81,14 +81,14 @@ def test_main_imp_killed_three_times_and_resumed_equals_an_uninterrupted_run(tmp
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     uninterrupted = start("main_imp.py", [*IMP_RUN, "--save_dir", str(reference)])  # runs alongside
 
-    kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed)], "round 0 epoch 1:")
+    kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed)], "round 1 epoch 2:")
     assert not (resumed / "imp_results.json").exists()
-    output = kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed), "--resume"], "round 0 done")
-    assert "resuming round 0 at epoch" in output  # epoch 1 or 2: the kill races the end-of-epoch save
-    output = kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed), "--resume"], "round 1 epoch 1:")
+    output = kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed), "--resume"], "round 1 done")
+    assert "resuming round 1 at epoch" in output  # epoch 2 or 3: the kill races the end-of-epoch save
+    output = kill_at("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed), "--resume"], "round 2 epoch 2:")
     assert "resuming round" in output
     output = finish(start("main_imp.py", [*IMP_RUN, "--save_dir", str(resumed), "--resume"]))
-    assert "resuming round 1 at epoch" in output
+    assert "resuming round 2 at epoch" in output
     finish(uninterrupted)
 
     names = ["imp_results.json", "0model_SA_best.pth.tar", "1model_SA_best.pth.tar", "1checkpoint.pth.tar"]
@@ -106,7 +106,7 @@ def test_main_forget_killed_and_resumed_equals_an_uninterrupted_run(omp_dir, tmp
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     uninterrupted = start("main_forget.py", [*run, "--save_dir", str(reference)])
 
-    kill_at("main_forget.py", [*run, "--save_dir", str(resumed)], f"{method} epoch 1:")
+    kill_at("main_forget.py", [*run, "--save_dir", str(resumed)], f"{method} epoch 2:")
     assert (resumed / f"{method}_progress.pth.tar").exists() and not (resumed / f"{method}_eval.json").exists()
     output = finish(start("main_forget.py", [*run, "--save_dir", str(resumed), "--resume"]))
     assert f"{method}: resuming at epoch" in output
@@ -238,10 +238,10 @@ def test_main_synflow_killed_and_resumed_equals_an_uninterrupted_run(tmp_path):
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     uninterrupted = start("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(reference)])
 
-    kill_at("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(resumed)], "round 0 epoch 1:")
+    kill_at("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(resumed)], "round 1 epoch 2:")
     assert not (resumed / "imp_results.json").exists()
     output = finish(start("main_synflow.py", [*SYNFLOW_RUN, "--save_dir", str(resumed), "--resume"]))
-    assert "resuming round 0 at epoch" in output
+    assert "resuming round 1 at epoch" in output
     finish(uninterrupted)
 
     assert_same_files(reference, resumed, ["imp_results.json", "0model_SA_best.pth.tar", "0checkpoint.pth.tar"])
@@ -257,9 +257,9 @@ def test_main_backdoor_killed_in_training_and_in_unlearning_then_resumed_equals_
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     uninterrupted = start("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(reference)])
 
-    kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed)], "round 1 epoch 1:")
-    output = kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed), "--resume"], "FT epoch 1:")
-    assert "resuming round 1 at epoch" in output
+    kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed)], "round 2 epoch 2:")
+    output = kill_at("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed), "--resume"], "FT epoch 2:")
+    assert "resuming round 2 at epoch" in output
     assert not (resumed / "FT_backdoor.json").exists()
     output = finish(start("main_backdoor.py", [*BACKDOOR_RUN, "--save_dir", str(resumed), "--resume"]))
     assert "FT: resuming at epoch" in output

@@ -45,13 +45,13 @@ class Diverged(Exception):  # noqa: N818
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = "" if self.epoch is None else f" at epoch {self.epoch}"
+        where = "" if self.epoch is None else f" at epoch {self.epoch + 1}"  # counted from 1, as in the logs
         rate = "" if self.lr is None else f" (learning rate {self.lr:g})"
         advice = f"; {self.advice}" if self.advice else ""
         return f"{self.what} diverged{where}{rate}: the loss or the weights are no longer finite{advice}"
 
     def record(self) -> dict:
-        """What a results file says about it."""
+        """What a results file says about it (its epoch counted from 0, as every record counts epochs)."""
         return {"what": self.what, "epoch": self.epoch, "lr": self.lr}
 
 

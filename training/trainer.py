@@ -67,7 +67,7 @@ def train_epoch(
             _restore_lrs(optimizer, base_lrs, epoch < warmup)
             partial = {"steps": step + 1, "loss_sum": total_loss.item(), "correct": correct.item(), "seen": seen}
             raise interrupts.EpochInterrupted(signum, step + 1, partial)
-        if runtime.progress and step % 10 == 0:
+        if runtime.progress and (step % 10 == 0 or step + 1 == steps):  # the running figures, and the epoch's
             elapsed = time.perf_counter() - start
             bar.set_postfix(
                 loss=f"{total_loss.item() / seen:.3f}",

@@ -31,7 +31,7 @@ def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]
         scheduler.load_state_dict(resume["scheduler"])
         history, start = list(resume["history"]), resume["epoch"]
         partial = resume.get("partial_epoch")
-        at = f"epoch {start}" + (f", batch {partial['steps']}" if partial else "")
+        at = f"epoch {start + 1}" + (f", after batch {partial['steps']}" if partial else "")  # logs count from 1
         ctx.log(f"{name}: resuming at {at}")
     for epoch in range(start, args.unlearn_epochs):
         batches.set_epoch(epoch)
@@ -45,19 +45,20 @@ def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]
                 loss_for_epoch(epoch),
                 epoch=epoch,
                 warmup=args.warmup,
-                desc=f"{name} epoch {epoch}",
+                desc=f"{name} epoch {epoch + 1}/{args.unlearn_epochs}",
                 resume=partial,
             )
         except EpochInterrupted as stop:
             _save(ctx, epoch, optimizer, scheduler, history, partial=stop.partial)
-            raise Stopped(stop.signum, f"{name} epoch {epoch} after batch {stop.steps} of {len(batches)}") from None
+            where = f"{name} epoch {epoch + 1} after batch {stop.steps} of {len(batches)}"
+            raise Stopped(stop.signum, where) from None
         except Diverged as err:
             raise Diverged(name, epoch, lr) from err
         partial = None
         scheduler.step()
         history.append({"epoch": epoch, "lr": lr, **stats})
         ctx.log(
-            f"{name} epoch {epoch}: loss {stats['loss']:.4f} acc {stats['acc']:.2f}% on {label} "
+            f"{name} epoch {epoch + 1}: loss {stats['loss']:.4f} acc {stats['acc']:.2f}% on {label} "
             f"lr {lr:.4g} ({stats['img_s']:.0f} img/s)"
         )
         _save(ctx, epoch + 1, optimizer, scheduler, history)

@@ -133,7 +133,7 @@ def bench_unlearn(arch, n_train, runtime, epochs=1, size=32):
         warmup=0,
         alpha=1e-6,
         no_l1_epochs=0,
-        dataset="synthetic",  # RL's epoch layout: D_f then D_r, as for CIFAR-10
+        dataset="cifar10",  # CIFAR-shaped data: RL takes CIFAR-10's epoch layout (D_f, then D_r)
         save_dir=tempfile.mkdtemp(prefix="bench_"),  # where SalUn writes its saliency mask
         **{flag.name: flag.default for flag in unlearn.method_flags()},
     )

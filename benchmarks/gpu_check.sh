@@ -15,8 +15,8 @@
 # TINY=1 the file goes to $OUT instead).
 # Usage: benchmarks/gpu_check.sh [PYTHON] [FASHION_MNIST_DATA]   (no network needed; default data:
 #        Debian's /usr/share/datasets/fashion-mnist)
-#   DEVICE=cuda (default), cuda:N or cpu;  TINY=1: tiny sizes, a dry run of every stage in minutes on
-#   a CPU (DEVICE=cpu TINY=1 bash benchmarks/gpu_check.sh);  OUT: work folder (runs/gpu_check);
+#   DEVICE=cuda (default), cuda:N or cpu;  TINY=1: tiny sizes, a dry run of every stage on a CPU
+#   (DEVICE=cpu TINY=1 bash benchmarks/gpu_check.sh: 18 min on 2 cores);  OUT: work folder (runs/gpu_check);
 #   JOBS: sweep runs at once on the device (default 4; 1 when TINY=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -71,7 +71,7 @@ class UnlearnContext:
         """A context whose D_f is ``forget_indices`` and D_r ``retain_indices`` (default: the rest of the training
         set), for tests and benchmarks. ``method`` is a registry name (default ``args.unlearn``).
         """
-        from unlearn import get_method  # the registry imports every method, and they this module's users
+        from unlearn import get_method  # here: the registry imports every method module, and they import the loop
 
         forget_indices = np.asarray(forget_indices, dtype=np.int64)
         every = np.arange(len(data.train_labels))

@@ -26,6 +26,7 @@ import numpy as np
 
 from dataset import Data, ForgetSet
 from training.runtime import Runtime
+from unlearn import get_method
 
 
 @dataclass
@@ -71,8 +72,6 @@ class UnlearnContext:
         """A context whose D_f is ``forget_indices`` and D_r ``retain_indices`` (default: the rest of the training
         set), for tests and benchmarks. ``method`` is a registry name (default ``args.unlearn``).
         """
-        from unlearn import get_method  # here: the registry imports every method module, and they import the loop
-
         forget_indices = np.asarray(forget_indices, dtype=np.int64)
         every = np.arange(len(data.train_labels))
         retain = np.setdiff1d(every, forget_indices) if retain_indices is None else np.asarray(retain_indices)

@@ -20,6 +20,7 @@ def make_parser():
     arg_parser.add_run_args(parser, save_dir_default="runs/unlearn")
     arg_parser.add_train_args(parser, unlearning=True)
     unlearn_group = arg_parser.add_unlearn_args(parser)
+    arg_parser.add_preset_arg(unlearn_group)
     unlearn_group.add_argument(
         "--save_outputs",
         action="store_true",
@@ -43,7 +44,7 @@ UNUSED = {
 
 
 def main(argv=None):
-    args = make_parser().parse_args(argv)
+    args = arg_parser.parse_with_preset(make_parser(), argv)
     arg_parser.warn_unused(args, "main_forget.py", UNUSED)
     unlearning_run.validate(args)
     results = unlearning_run.run(args, log)

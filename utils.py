@@ -151,7 +151,7 @@ def resolve_device(device: str = "auto", gpu: int | None = None) -> torch.device
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _STARTED = time.time()  # this process's start, as close as the first import of utils
-PROVENANCE_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "scipy")
+PROVENANCE_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "optuna")
 
 
 def provenance(device=None) -> dict:

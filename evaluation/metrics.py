@@ -27,9 +27,12 @@ def _accuracy(probs_labels) -> float:
     return float(100.0 * np.mean(probs.argmax(1) == labels))
 
 
-def test_indices(data, forgotten_class):
-    """Test set positions; without the forgotten class when a whole class is forgotten, as the original does."""
-    labels = data.test_labels.cpu().numpy()
+def test_indices(data, forgotten_class, split: str = "test"):
+    """Test set positions; without the forgotten class when a whole class is forgotten, as the original does.
+
+    ``split="val"``: the same rule for the validation set.
+    """
+    labels = (data.test_labels if split == "test" else data.val_labels).cpu().numpy()
     if forgotten_class is None:
         return np.arange(len(labels))
     return np.flatnonzero(labels != forgotten_class)
@@ -54,6 +57,37 @@ def _probabilities_of_subsets(model, data, forget_indices, retain_indices, runti
     if bad:
         raise Diverged(f"{OUTPUTS_DIVERGED} on {'/'.join(bad)}")
     return sets
+
+
+VALIDATION_METRICS = ("UA", "MIA_efficacy", "RA", "VA")  # what validation_metrics returns
+
+
+def validation_metrics(model, data, forget_indices, retain_indices, runtime, forgotten_class=None) -> dict:
+    """UA, MIA-Efficacy, RA and VA (validation accuracy), never reading the test split: a tuning objective.
+
+    VA takes TA's place, and the attack's shadow non-members are the first n validation samples
+    (n = min(|D_r|, |validation|), the rule of ``mia.mia_forget_efficacy``), not test samples. With a
+    whole class forgotten, validation leaves that class out as the test set does. Confidence
+    features, as MIA-Efficacy everywhere. Non-finite outputs raise ``Diverged``.
+    """
+    val = data.eval_batches("val", test_indices(data, forgotten_class, split="val"))
+    sets = {
+        "retain": probabilities(model, data.eval_batches("train", retain_indices), runtime),
+        "forget": probabilities(model, data.eval_batches("train", forget_indices), runtime),
+        "val": probabilities(model, val, runtime),
+    }
+    bad = [name for name, (probs, _) in sets.items() if not np.isfinite(probs).all()]
+    if bad:
+        raise Diverged(f"{OUTPUTS_DIVERGED} on {'/'.join(bad)}")
+    n = min(len(sets["retain"][1]), len(sets["val"][1]))
+    shadow = [(probs[:n], labels[:n]) for probs, labels in (sets["retain"], sets["val"])]
+    efficacy = mia.svc_mia(*shadow, target_nonmember=sets["forget"], family="confidence")
+    return {
+        "UA": 100.0 - _accuracy(sets["forget"]),
+        "MIA_efficacy": efficacy,
+        "RA": _accuracy(sets["retain"]),
+        "VA": _accuracy(sets["val"]),
+    }
 
 
 def evaluate_diverged(model, data, forget_indices, retain_indices, runtime, forgotten_class=None, log=print):

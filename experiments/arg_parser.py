@@ -244,6 +244,37 @@ def add_unlearn_args(parser):
     return group
 
 
+PUBLISHED = "published"
+
+
+def add_preset_arg(group) -> None:
+    add(
+        group,
+        "--preset",
+        choices=(PUBLISHED,),
+        default=None,
+        help="published: start from the method's setting in its authors' code for CIFAR-10 (its registry "
+        "entry names the source; flags given on the command line override it; --alpha left to tune stays as given)",
+    )
+
+
+def parse_with_preset(parser, argv=None):
+    """``parser.parse_args(argv)``; with --preset published the method's preset flags go first, so that every
+    flag the command line gives overrides them."""
+    import sys
+
+    import unlearn  # here, not at the top: the methods import this module
+
+    args = parser.parse_args(argv)
+    if getattr(args, "preset", None) is None:
+        return args
+    method = unlearn.get_method(args.unlearn)
+    if method.preset is None:
+        raise UsageError(f"--preset {args.preset}: --unlearn {method.name} has no published setting; give its flags")
+    given = list(sys.argv[1:] if argv is None else argv)
+    return parser.parse_args(method.preset.tokens() + given)
+
+
 def unlearn_help() -> str:
     """--unlearn's help: the registered names (each described in the table at the end of --help)."""
     import unlearn  # here, not at the top: the methods import this module
@@ -341,6 +372,21 @@ def full_parser() -> Parser:
     group = parser.add_argument_group("outputs")
     add(group, "--save_outputs", action="store_true")
     return parser
+
+
+def command_line(values: dict) -> str:
+    """``{dest: value}`` as flags any script parses back to these values (a false switch or None: left out)."""
+    import shlex
+
+    options = {action.dest: action for action in full_parser()._actions if action.option_strings}
+    words = []
+    for dest, value in values.items():
+        action = options[dest]
+        if isinstance(action, argparse._StoreTrueAction):
+            words += [action.option_strings[0]] if value else []
+        elif value is not None:
+            words += [action.option_strings[0], repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join(words)
 
 
 def declared_definitions() -> dict[str, frozenset]:

@@ -30,7 +30,7 @@ from evaluation.outputs import load_outputs
 from experiments import arg_parser, run_files, run_identity, slurm, training_files, unlearning_files
 from experiments.slurm import EXIT_MARK
 from training import interrupts
-from utils import UsageError, atomic_write_bytes, atomic_write_json, atomic_write_text, provenance
+from utils import UsageError, atomic_write_bytes, atomic_write_json, provenance
 
 REPO = Path(__file__).resolve().parents[1]
 # Flags the audit sets for every run; a pass-through string must not set them too.
@@ -191,23 +191,15 @@ def submit_slurm(args, log) -> int:
     if not pending:
         log("nothing to submit: every run has its outputs; rerun without --slurm for the audit")
         return 0
-    save_dir = Path(args.save_dir).resolve()
-    commands_file = save_dir / f"{args.unlearn}_audit.commands"
-    script_file = commands_file.with_suffix(".sbatch")
     here = shlex.quote(str(Path.cwd()))  # the array runs from the repository: relative paths stay ours
-    atomic_write_text("".join(f"cd {here} && {shlex.join(_command(run))}\n" for run in pending), commands_file)
-    atomic_write_text("".join(f"{run.save_dir.resolve()}\n" for run in pending), commands_file.with_suffix(".dirs"))
-    (save_dir / "slurm_logs").mkdir(exist_ok=True)
-    script = slurm.sbatch_script("audit", len(pending), commands_file, save_dir / "slurm_logs", None, args.slurm_gpus)
-    atomic_write_text(script, script_file)
-    sbatch = ["sbatch", "--parsable", *shlex.split(args.slurm_args), str(script_file)]
-    if args.dry_run:
-        log(f"would run: {shlex.join(sbatch)}  ({len(pending)} array tasks, {commands_file})")
+    commands = [f"cd {here} && {shlex.join(_command(run))}" for run in pending]
+    options = {"slurm_args": args.slurm_args, "gpus": args.slurm_gpus, "dry_run": args.dry_run}
+    job = slurm.submit_array(
+        f"{args.unlearn}_audit", commands, [run.save_dir for run in pending], args.save_dir, options, log
+    )
+    if job is None:
         return 0
-    done = subprocess.run(sbatch, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise UsageError(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")
-    log(f"submitted job {done.stdout.strip().split(';')[0]}: {len(pending)} array tasks; rerun without --slurm after")
+    log(f"submitted job {job}: {len(pending)} array tasks; rerun without --slurm after")
     return 0
 
 

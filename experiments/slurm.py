@@ -47,3 +47,31 @@ set -e
 echo "{EXIT_MARK}$status" >> "$log"
 exit $status
 """
+
+
+def submit_array(stage: str, commands: list[str], dirs: list, folder: Path, options: dict, log) -> str | None:
+    """Write ``{folder}/{stage}.commands`` (one command per array task), its ``.dirs`` (each task's log folder)
+    and ``.sbatch``, and submit it; returns the job id (None with ``options["dry_run"]``).
+
+    ``options``: ``slurm_args`` (extra sbatch options, one string), ``gpus`` (per task), ``dry_run``.
+    """
+    import subprocess
+
+    from utils import UsageError, atomic_write_text
+
+    folder = Path(folder).resolve()
+    commands_file = folder / f"{stage}.commands"
+    script_file = commands_file.with_suffix(".sbatch")
+    atomic_write_text("".join(f"{command}\n" for command in commands), commands_file)
+    atomic_write_text("".join(f"{Path(d).resolve()}\n" for d in dirs), commands_file.with_suffix(".dirs"))
+    (folder / "slurm_logs").mkdir(exist_ok=True)
+    script = sbatch_script(stage, len(commands), commands_file, folder / "slurm_logs", None, options["gpus"])
+    atomic_write_text(script, script_file)
+    sbatch = ["sbatch", "--parsable", *shlex.split(options["slurm_args"]), str(script_file)]
+    if options["dry_run"]:
+        log(f"would run: {shlex.join(sbatch)}  ({len(commands)} array tasks, {commands_file})")
+        return None
+    done = subprocess.run(sbatch, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UsageError(f"sbatch failed (exit {done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip().split(";")[0]

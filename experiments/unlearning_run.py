@@ -147,6 +147,10 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
         f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "
         f"weights remain; {args.arch} on {runtime.device}"
     )
+    if getattr(args, "preset", None):
+        log(
+            f"--preset {args.preset}: {method.preset.args} (from {method.preset.source}); the command line overrides it"
+        )
     done, rte_min, stats = _unlearn_or_reuse(args, model, method, data, forget, runtime, files, identity, log)
 
     def save(evaluation):

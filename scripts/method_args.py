@@ -3,7 +3,7 @@ the ``--unlearn`` name, then its arguments. scripts/demo.sh reads the demo's met
 
     python scripts/method_args.py demo          the demo's methods (all with demo arguments), in listing order
     python scripts/method_args.py demo paper    only those of the paper's tables (make demo's default)
-    python scripts/method_args.py sweep         the sweep's (its --alpha-* placeholders unfilled)
+    python scripts/method_args.py preset        the published presets (the sweep's; --alpha-* placeholders unfilled)
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import unlearn  # noqa: E402
 
 
 def main(argv) -> int:
-    if not 1 <= len(argv) <= 2 or argv[0] not in ("demo", "sweep") or argv[1:] not in ([], ["paper"]):
-        print(f"usage: {Path(sys.argv[0]).name} demo [paper] | sweep", file=sys.stderr)
+    if not 1 <= len(argv) <= 2 or argv[0] not in ("demo", "preset") or argv[1:] not in ([], ["paper"]):
+        print(f"usage: {Path(sys.argv[0]).name} demo [paper] | preset", file=sys.stderr)
         return 2
     for method in unlearn.listed():
         if argv[1:] == ["paper"] and not method.in_tables:
             continue
-        arguments = getattr(method, f"{argv[0]}_args")
+        arguments = method.demo_args if argv[0] == "demo" else getattr(method.preset, "args", None)
         if arguments is not None:
             print(f"{method.name} {arguments}".rstrip())
     return 0

@@ -21,10 +21,12 @@ for --stage all the unlearn array waits for the prune array (--dependency=aftero
 --dry-run prints the plan (pending commands, finished ones as comments: the output is a shell script)
 or, with --slurm, writes the two files and prints them and the sbatch call without submitting.
 
-Method arguments come from each method's registry entry (unlearn/*.py, sweep_args: the original
-README's values), with {alpha_ff}, {alpha_iu} and {alpha_l1} filled from --alpha-ff, --alpha-iu and
---alpha-l1; --extra-unlearn-args is appended last, so it overrides them; --method-args 'NAME=ARGS'
-replaces a method's arguments or gives those of a method without sweep_args. They are listed below.
+Method arguments come from each method's registry entry (unlearn/*.py: its published preset, from
+its authors' code for CIFAR-10), with {alpha_ff}, {alpha_iu} and {alpha_l1} filled from --alpha-ff,
+--alpha-iu and --alpha-l1; --extra-unlearn-args is appended last, so it overrides them;
+--method-args 'NAME=ARGS' replaces a method's arguments or gives those of a method without a preset;
+--tuned DIR takes each run's arguments from the setting main_tune.py selected for its scenario, rate
+and method (DIR/{scenario}/r{rate}/{method}/best.json). They are listed below.
 Scenario arguments: class: --class_to_replace {--forget-class} (the whole class);
 random: --class_to_replace -1 --num_indexes_to_replace {--random-count} (10% of D by default).
 
@@ -205,13 +207,15 @@ def unlearn_runs(args) -> list[Run]:
 
 
 def _unlearn_run(args, scenario: str, rate: float, method: str, train_seed, seed: int) -> Run:
-    folder = sweep_dir(args) / "unlearn" / scenario / f"r{rate_text(rate)}" / method
+    folder = sweep_dir(args) / args.runs_name / scenario / f"r{rate_text(rate)}" / method
     save_dir = (folder if train_seed is None else folder / f"train_seed{train_seed}") / f"seed{seed}"
     mask = mask_path(args, rate, train_seed)
     argv = [args.python, "-u", "main_forget.py"] + flags(
         data=args.data, dataset=args.dataset, arch=args.arch, mask=mask, unlearn=method, seed=seed, save_dir=save_dir
     )
-    argv += method_args(args, method) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
+    argv += (
+        method_args(args, method, scenario, rate) + SCENARIO_ARGS[scenario](args) + shlex.split(args.extra_unlearn_args)
+    )
     run = Run("unlearn", argv, save_dir, needs=mask, lock=method)
     if started(save_dir, run.resume_files):
         run.argv.append("--resume")
@@ -220,18 +224,40 @@ def _unlearn_run(args, scenario: str, rate: float, method: str, train_seed, seed
 
 def sweep_methods() -> list[str]:
     """Methods whose registry entry gives sweep arguments, in listing order."""
-    return [method.name for method in unlearn.listed() if method.sweep_args is not None]
+    return [method.name for method in unlearn.listed() if method.preset is not None]
 
 
-def method_args(args, method: str) -> list[str]:
+def method_args(args, method: str, scenario: str | None = None, rate: float | None = None) -> list[str]:
     if method in args.method_args:
         return shlex.split(args.method_args[method])
+    if args.tuned is not None and method != "retrain":
+        return tuned_args(args, scenario, rate, method)
     alphas = {"alpha_ff": args.alpha_ff, "alpha_iu": args.alpha_iu, "alpha_l1": args.alpha_l1}
-    return shlex.split(unlearn.METHODS[method].sweep_args.format(**alphas))
+    return unlearn.METHODS[method].preset.tokens(alphas)
+
+
+def tuned_file(args, scenario: str, rate: float, method: str) -> Path:
+    return Path(args.tuned) / scenario / f"r{rate_text(rate)}" / method / "best.json"
+
+
+def tuned_args(args, scenario: str, rate: float, method: str) -> list[str]:
+    """The flags main_tune.py selected for this scenario, rate and method: its fixed flags, then the chosen ones."""
+    import json
+
+    path = tuned_file(args, scenario, rate, method)
+    try:
+        record = json.loads(path.read_text())
+        selected = record["best"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SweepError(
+            f"--tuned: {path} holds no selected setting (run main_tune.py for {method} at rate {rate_text(rate)}, "
+            f"{scenario} forgetting, until a trial finishes; or leave {method} out)"
+        ) from None
+    return shlex.split(record.get("fixed_args", "")) + shlex.split(selected["method_args"])
 
 
 def method_listing() -> str:
-    lines = [f"  {name:<11} {unlearn.METHODS[name].sweep_args or '(none)'}" for name in sweep_methods()]
+    lines = [f"  {name:<11} {unlearn.METHODS[name].preset.args or '(none)'}" for name in sweep_methods()]
     return "\n\nMethod arguments (from the registry):\n" + "\n".join(lines)
 
 
@@ -417,6 +443,15 @@ def _list(kind, flag):
     return parse
 
 
+def _trial_range(text: str) -> tuple[int, int]:
+    """``K`` as trials 1..K, ``A-B`` as trials A..B."""
+    first, sep, last = text.partition("-")
+    try:
+        return (int(first), int(last)) if sep else (1, int(first))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--trials takes K or A-B (whole numbers), got '{text}'") from None
+
+
 def _float_text(text: str) -> str:
     """Keep a number as the user wrote it (e.g. 5e-4) so the printed commands read like the README."""
     try:
@@ -462,10 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grid.add_argument(
         "--trials",
-        type=int,
+        type=_trial_range,
         default=None,
         help="K independent trials: trial k trains and prunes with --seed k and unlearns that model with --seed k "
-        "(runs under .../train_seed{k}/...)",
+        "(runs under .../train_seed{k}/...); A-B for trials A to B (e.g. 2-4: the trials held out from tuning)",
     )
     grid.add_argument(
         "--train-seeds",
@@ -474,6 +509,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds of the training and pruning runs; every one is unlearned with every --seeds seed (a full cross)",
     )
     grid.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
+    grid.add_argument(
+        "--runs-name",
+        default="unlearn",
+        help="folder of the unlearning runs under {root}/{dataset}_{arch} (e.g. tuned, beside the default unlearn)",
+    )
     grid.add_argument("--prune-seed", type=int, default=None, help="--seed for the pruning runs (default: main_imp's)")
     grid.add_argument("--forget-class", type=int, default=0, help="class forgotten in the class scenario")
     grid.add_argument(
@@ -496,6 +536,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=ARGS",
         help="arguments for a method, replacing its defaults (repeatable), e.g. 'RL=--unlearn_lr 0.01'",
+    )
+    extra.add_argument(
+        "--tuned",
+        default=None,
+        metavar="DIR",
+        help="take each method's arguments (but Retrain's) from main_tune.py's selection, "
+        "DIR/{scenario}/r{rate}/{method}/best.json",
     )
     extra.add_argument(
         "--extra-prune-args",
@@ -555,11 +602,13 @@ def trial_pairs(args) -> list[tuple]:
     """(training seed, unlearning seed) of every trial; a training seed of None: the one shared trained model."""
     if args.trials is not None:
         others = (args.train_seeds, args.seeds, args.prune_seed)
-        if args.trials < 1 or any(value is not None for value in others):
+        first, last = args.trials
+        if not 1 <= first <= last or any(value is not None for value in others):
             raise SweepError(
-                "--trials K (K >= 1) sets both seeds; give it without --seeds, --train-seeds, --prune-seed"
+                "--trials K (K >= 1) or A-B (1 <= A <= B) sets both seeds; give it without --seeds, --train-seeds, "
+                "--prune-seed"
             )
-        return [(k, k) for k in range(1, args.trials + 1)]
+        return [(k, k) for k in range(first, last + 1)]
     seeds = list(dict.fromkeys(args.seeds if args.seeds is not None else [1, 2, 3]))  # each seed once
     if args.train_seeds is not None:
         if args.prune_seed is not None:
@@ -574,6 +623,8 @@ def check_args(args) -> None:
     # one rate per folder: rates that print alike (0.5 and 0.5000001 both run as --rate 0.5) are one rate
     args.rates = list({rate_text(rate): rate for rate in sorted(set(args.rates), reverse=True)}.values())[::-1]
     args.trial_pairs = trial_pairs(args)
+    if not args.runs_name or args.runs_name in (".", "..") or "/" in args.runs_name:
+        raise SweepError(f"--runs-name {args.runs_name!r} must be one folder name, e.g. tuned")
     if any(char in str(args.root) for char in "\n\r") or (args.slurm and any(c.isspace() for c in str(args.root))):
         raise SweepError(
             f"--root {args.root!r} holds a line break{' or a space' if args.slurm else ''}, which the array's command "

@@ -31,7 +31,7 @@ def test_a_name_registered_twice_is_refused(monkeypatch):
 @pytest.mark.parametrize("method", unlearn.listed(), ids=lambda method: method.name)
 def test_every_method_describes_itself_with_valid_flags(method):
     assert method.help and method.paper_name
-    for arguments in (method.demo_args, method.sweep_args):
+    for arguments in (method.demo_args, getattr(method.preset, "args", None)):
         if arguments is None:
             continue
         filled = arguments.format(alpha_ff="1e-8", alpha_iu="10", alpha_l1="5e-4")

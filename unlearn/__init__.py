@@ -31,6 +31,56 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One hyperparameter a tuner searches (main_tune.py): flag ``name`` in [low, high].
+
+    ``log``: sampled on a log scale; ``integer``: whole numbers only. A method's search space is a
+    tuple of these in its registry entry; main_tune.py's ``--space`` overrides a range or drops one.
+    """
+
+    name: str  # the flag without its dashes (args.<name>)
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self):
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"search range of --{self.name} [{self.low}, {self.high}] is empty or not positive")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A method's published setting: the flags its authors' code uses for CIFAR-10, and where they are.
+
+    ``args`` may hold ``{alpha_ff}``, ``{alpha_iu}`` or ``{alpha_l1}`` where the source leaves α to be
+    tuned (the sweep fills them from its --alpha-* flags; main_forget.py's --preset leaves --alpha as given).
+    """
+
+    args: str
+    source: str
+
+    def tokens(self, fill: dict | None = None) -> list[str]:
+        """The flags as argv tokens; without ``fill``, a flag whose value is a placeholder is left out."""
+        import shlex
+
+        if fill is not None:
+            return shlex.split(self.args.format(**fill))
+        words, kept = shlex.split(self.args), []
+        for index, word in enumerate(words):
+            placeholder = word.startswith("{") and word.endswith("}")
+            if placeholder or (index + 1 < len(words) and words[index + 1].startswith("{")):
+                continue
+            kept.append(word)
+        return kept
+
+
+# The two README files most presets come from (the original's, and SalUn's authors').
+SPARSE_README = "Unlearn-Sparse README.MD (CIFAR-10, ResNet-18)"
+SALIENCY_README = "Unlearn-Saliency Classification/README.md (random forgetting, CIFAR-10, ResNet-18)"
+
+
+@dataclass(frozen=True)
 class Method:
     name: str
     fn: Callable
@@ -40,9 +90,10 @@ class Method:
     rank: int = 100  # listing order (unique): Original, then the paper's table order, then the later methods
     in_tables: bool = False  # the paper's tables show it (report.py puts these first, in rank order)
     demo_args: str | None = None  # flags for scripts/demo.py on digits (None: not in the demo)
-    # flags for scripts/sweep.py (None: give them with --method-args); {alpha_ff}, {alpha_iu} and
-    # {alpha_l1} are filled from the sweep's --alpha-ff / --alpha-iu / --alpha-l1
-    sweep_args: str | None = None
+    # its published setting (main_forget.py --preset published, and scripts/sweep.py's arguments;
+    # None: give them with --method-args)
+    preset: Preset | None = None
+    search_space: tuple[Param, ...] = ()  # what main_tune.py searches (empty: the method is not tuned)
     test_args: str = ""  # flags that make the end-to-end test on digits fast (e.g. "--unlearn_epochs 1")
     flags: tuple[Flag, ...] = ()  # its own flags, added to --help's "unlearn" group (shared names must agree)
     # prepare(model, ctx) runs on θ_o before a resumed run's saved weights replace it; fn finds its

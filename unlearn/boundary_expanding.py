@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearn import prepared, register
+from unlearn import SALIENCY_README, Param, Preset, prepared, register
 from unlearn.loop import iterate
 
 
@@ -61,7 +61,11 @@ def shadow_class_loss(shadow: int):
     rank=25,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
-    sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
+    search_space=(Param("unlearn_lr", 1e-4, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),
+    preset=Preset(
+        "--unlearn_lr 0.013 --unlearn_epochs 10",
+        f"SalUn's learning rate and epochs in {SALIENCY_README} (it gives no BE command)",
+    ),
     prepare=prepare,
 )
 def unlearn(model, ctx) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import pruner
-from unlearn import prepared, register
+from unlearn import SALIENCY_README, Param, Preset, prepared, register
 from unlearn.loop import iterate
 
 EPSILON = 0.1
@@ -58,7 +58,11 @@ def shrink_loss(original):
     rank=26,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.002 --batch_size 32",
-    sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
+    search_space=(Param("unlearn_lr", 1e-4, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),
+    preset=Preset(
+        "--unlearn_lr 0.013 --unlearn_epochs 10",
+        f"SalUn's learning rate and epochs in {SALIENCY_README} (it gives no BS command)",
+    ),
     prepare=prepare,
 )
 def unlearn(model, ctx) -> None:

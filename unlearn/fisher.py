@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vjp, vmap
 
 import pruner
-from unlearn import register
+from unlearn import SPARSE_README, Param, Preset, register
 
 FISHER_BATCH_SIZE = 32
 CHUNK_FLOATS = 2**28  # 1 GiB of float32: bounds chunk × #params of the vmapped gradients
@@ -140,7 +140,8 @@ def fisher_perturbation(
     test_args="--alpha 1e-7 --no-aug",
     in_tables=True,
     demo_args="--alpha 1e-7 --no-aug",
-    sweep_args="--alpha {alpha_ff}",  # the paper does not give alpha: tune it
+    search_space=(Param("alpha", 1e-9, 1e-5, log=True),),
+    preset=Preset("--alpha {alpha_ff}", f"{SPARSE_README}; it leaves alpha to be tuned"),
 )
 def unlearn(model, ctx) -> None:
     num_classes = ctx.data.num_classes

@@ -1,7 +1,7 @@
 """FT (fine-tuning): minimise cross-entropy on D_r starting from θ_o."""
 
 from training.trainer import cross_entropy
-from unlearn import register
+from unlearn import SPARSE_README, Param, Preset, register
 from unlearn.loop import iterate
 
 
@@ -13,7 +13,8 @@ from unlearn.loop import iterate
     test_args="--unlearn_epochs 1",
     in_tables=True,
     demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32",
-    sweep_args="--unlearn_lr 0.01 --unlearn_epochs 10",
+    search_space=(Param("unlearn_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),
+    preset=Preset("--unlearn_lr 0.01 --unlearn_epochs 10", SPARSE_README),
 )
 def unlearn(model, ctx) -> None:
     iterate(model, ctx, "retain", lambda epoch: cross_entropy)

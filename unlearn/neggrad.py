@@ -1,24 +1,28 @@
 """NegGrad+ (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023).
 
-Every step pairs a D_r batch with a D_f batch (both of --batch_size) and minimises
+Every step pairs a D_r batch (--batch_size) with a D_f batch (--neggrad_forget_batch_size, default
+--batch_size) and minimises
 
     β·CE(D_r batch) − (1 − β)·CE(D_f batch)        (β = --neggrad_beta),
 
 each half with its own forward pass, as the authors' code does. An epoch runs
 max(#D_r batches, #D_f batches) steps; the shorter set is cycled, repeating its batches of that
 epoch in the same order. SGD(--unlearn_lr, --momentum, --weight_decay) with MultiStepLR at
---decreasing_lr, through the shared loop. The authors' CIFAR-10 setting: β = 0.9999, 5 epochs,
-lr 1e-4, weight decay 5e-4, no momentum, batches of 128 on both sets, no augmentation.
+--decreasing_lr, through the shared loop. The authors' CIFAR-10 ResNet setting (its preset,
+``--preset published``): β = 0.9999, 5 epochs, lr 0.01, no momentum, no weight decay, D_r batches
+of 32 and D_f batches of 16, no augmentation. (lr 1e-4, weight decay 5e-4 and batches of 128 on
+both sets is their CIFAR-100 VGG-16 setting.)
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 
 import torch
 import torch.nn.functional as F
 
-from unlearn import Flag, register
+from unlearn import Flag, Param, Preset, register
 from unlearn.loop import iterate
 from utils import UsageError
 
@@ -63,6 +67,15 @@ class PairedBatches:
             yield torch.cat([retain_images, forget_images]), torch.cat([retain_labels, forget_labels])
 
 
+def batch_size_or_none(text: str) -> int | None:
+    if text in ("None", "none", ""):
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def neggrad_plus_loss(pairs: PairedBatches, beta: float):
     def loss_fn(model, images, labels):
         split = pairs.retain_count
@@ -81,12 +94,27 @@ def neggrad_plus_loss(pairs: PairedBatches, beta: float):
     rank=22,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.01 --batch_size 32 --neggrad_beta 0.99",
-    sweep_args="--unlearn_lr 0.0001 --unlearn_epochs 5 --batch_size 128 --momentum 0 --neggrad_beta 0.9999 --no-aug",
-    flags=(Flag("neggrad_beta", 0.9999, float, "NegGrad+: weight of CE on D_r; D_f's CE is subtracted with 1 - beta"),),
+    search_space=(
+        Param("unlearn_lr", 1e-4, 1e-1, log=True),
+        Param("unlearn_epochs", 1, 10, integer=True),
+        Param("neggrad_beta", 0.9, 0.9999),
+    ),
+    preset=Preset(
+        "--unlearn_lr 0.01 --unlearn_epochs 5 --momentum 0 --weight_decay 0 --neggrad_beta 0.9999 --batch_size 32 "
+        "--neggrad_forget_batch_size 16 --no-aug",
+        "meghdadk/SCRUB MIA_experiments.ipynb (CIFAR-10, ResNet; 100 samples of class 5)",
+    ),
+    flags=(
+        Flag("neggrad_beta", 0.9999, float, "NegGrad+: weight of CE on D_r; D_f's CE is subtracted with 1 - beta"),
+        Flag(
+            "neggrad_forget_batch_size", None, batch_size_or_none, "NegGrad+: batch size on D_f (default: --batch_size)"
+        ),
+    ),
 )
 def unlearn(model, ctx) -> None:
     beta = ctx.args.neggrad_beta
     if not 0 <= beta <= 1:
         raise UsageError(f"--neggrad_beta {beta} is outside [0, 1]")
-    pairs = PairedBatches(ctx.batches("retain"), ctx.batches("forget"))
+    forget = ctx.batches("forget", batch_size=ctx.args.neggrad_forget_batch_size)
+    pairs = PairedBatches(ctx.batches("retain"), forget)
     iterate(model, ctx, pairs, lambda epoch: neggrad_plus_loss(pairs, beta))

@@ -4,7 +4,7 @@ The exact unlearner and gold standard: the script re-initialises the model befor
 """
 
 from training.trainer import cross_entropy
-from unlearn import register
+from unlearn import SPARSE_README, Preset, register
 from unlearn.loop import iterate
 
 
@@ -17,7 +17,7 @@ from unlearn.loop import iterate
     test_args="--unlearn_epochs 1",
     in_tables=True,
     demo_args="--unlearn_epochs 30 --unlearn_lr 0.05 --decreasing_lr 20,25",
-    sweep_args="--unlearn_epochs 160 --unlearn_lr 0.1",
+    preset=Preset("--unlearn_epochs 160 --unlearn_lr 0.1", SPARSE_README),
 )
 def unlearn(model, ctx) -> None:
     iterate(model, ctx, "retain", lambda epoch: cross_entropy)

@@ -19,7 +19,7 @@ import torch
 
 from dataset import Batches, get_dataset
 from training.trainer import cross_entropy
-from unlearn import register
+from unlearn import SALIENCY_README, Param, Preset, register
 from unlearn.loop import TwoPasses, iterate
 
 
@@ -82,7 +82,11 @@ def random_labelling(model, ctx, on_optimizer=None) -> None:
     rank=20,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32",
-    sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10",
+    search_space=(Param("unlearn_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),
+    preset=Preset(
+        "--unlearn_lr 0.013 --unlearn_epochs 10",
+        f"SalUn's command in {SALIENCY_README} without its mask (it gives no RL command)",
+    ),
 )
 def unlearn(model, ctx) -> None:
     random_labelling(model, ctx)

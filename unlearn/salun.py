@@ -28,7 +28,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from unlearn import Flag, prepared, register
+from unlearn import SALIENCY_README, Flag, Param, Preset, prepared, register
 from unlearn.rl import random_labelling
 
 
@@ -122,7 +122,15 @@ class SalientOnly:
     rank=23,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 5 --unlearn_lr 0.04 --batch_size 32 --saliency_ratio 0.5",
-    sweep_args="--unlearn_lr 0.013 --unlearn_epochs 10 --saliency_ratio 0.5",
+    search_space=(
+        Param("unlearn_lr", 1e-3, 1e-1, log=True),
+        Param("unlearn_epochs", 1, 10, integer=True),
+        Param("saliency_ratio", 0.1, 0.9),
+    ),
+    preset=Preset(
+        "--unlearn_lr 0.013 --unlearn_epochs 10 --saliency_ratio 0.5 --batch_size 256",
+        f"{SALIENCY_README}: mask with_0.5.pt, batch size its default",
+    ),
     flags=(
         Flag("saliency_ratio", 0.5, fraction, "SalUn: fraction of weights (largest |gradient| on D_f) to update"),
         Flag(

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import pruner
-from unlearn import Flag, prepared, register
+from unlearn import Flag, Param, Preset, prepared, register
 from unlearn.loop import TwoPasses, iterate
 from utils import UsageError
 
@@ -67,9 +67,15 @@ def prepare(model, ctx):
     rank=21,
     test_args="--unlearn_epochs 1",
     demo_args="--unlearn_epochs 3 --unlearn_lr 0.005 --batch_size 32 --scrub_forget_batch_size 64",
-    sweep_args=(
+    search_space=(
+        Param("unlearn_lr", 1e-4, 1e-1, log=True),
+        Param("unlearn_epochs", 2, 10, integer=True),
+        Param("scrub_alpha", 1e-4, 1.0, log=True),
+    ),
+    preset=Preset(
         "--unlearn_lr 0.0005 --unlearn_epochs 3 --decreasing_lr 3,5,9 --batch_size 256 --scrub_forget_batch_size 512 "
-        "--scrub_msteps 2 --scrub_temperature 4 --scrub_alpha 0.001 --scrub_gamma 0.99 --no-aug"
+        "--scrub_msteps 2 --scrub_temperature 4 --scrub_alpha 0.001 --scrub_gamma 0.99 --no-aug",
+        "meghdadk/SCRUB large_scale_unlearning.ipynb (CIFAR-10, All-CNN)",
     ),
     flags=(
         Flag("scrub_msteps", 2, int, "SCRUB: epochs that begin with a max-step pass over D_f"),

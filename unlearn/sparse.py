@@ -10,7 +10,7 @@ import torch
 
 import pruner
 from training.trainer import cross_entropy
-from unlearn import register
+from unlearn import SPARSE_README, Param, Preset, register
 from unlearn.ga import negative_cross_entropy
 from unlearn.loop import iterate
 
@@ -52,7 +52,15 @@ def _ft_l1(model, ctx):
     help="FT with the decaying l1 penalty of FT_prune, without its sparsity report",
     rank=7,
     test_args="--unlearn_epochs 1 --alpha 1e-4",
-    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+    search_space=(
+        Param("unlearn_lr", 1e-3, 1e-1, log=True),
+        Param("unlearn_epochs", 1, 10, integer=True),
+        Param("alpha", 1e-5, 1e-2, log=True),
+    ),
+    preset=Preset(
+        "--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+        f"l1-sparse's command in {SPARSE_README}",
+    ),
 )
 def ft_l1(model, ctx) -> None:
     _ft_l1(model, ctx)
@@ -66,7 +74,15 @@ def ft_l1(model, ctx) -> None:
     test_args="--unlearn_epochs 2 --alpha 1e-4",
     in_tables=True,
     demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
-    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+    search_space=(
+        Param("unlearn_lr", 1e-3, 1e-1, log=True),
+        Param("unlearn_epochs", 1, 10, integer=True),
+        Param("alpha", 1e-5, 1e-2, log=True),
+    ),
+    preset=Preset(
+        "--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
+        f"{SPARSE_README}; it leaves alpha to be tuned",
+    ),
 )
 def ft_prune(model, ctx) -> None:
     _ft_l1(model, ctx)
@@ -85,7 +101,15 @@ def ft_prune(model, ctx) -> None:
     help="GA with a constant l1 penalty (--alpha)",
     rank=8,
     test_args="--unlearn_epochs 1 --alpha 1e-4",
-    sweep_args="--alpha {alpha_l1} --unlearn_lr 0.0001 --unlearn_epochs 5",
+    search_space=(
+        Param("unlearn_lr", 1e-5, 1e-2, log=True),
+        Param("unlearn_epochs", 1, 10, integer=True),
+        Param("alpha", 1e-5, 1e-2, log=True),
+    ),
+    preset=Preset(
+        "--alpha {alpha_l1} --unlearn_lr 0.0001 --unlearn_epochs 5",
+        f"GA's command in {SPARSE_README}, alpha to tune",
+    ),
 )
 def ga_l1(model, ctx) -> None:
     iterate(model, ctx, "forget", lambda epoch: with_l1(negative_cross_entropy, ctx.args.alpha))

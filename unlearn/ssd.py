@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import pruner
-from unlearn import Flag, register
+from unlearn import Flag, Param, Preset, register
 from utils import UsageError
 
 SSD_BATCH_SIZE = 128
@@ -69,7 +69,11 @@ def dampen(params: dict, forget_importance: dict, full_importance: dict, alpha: 
     help="selective synaptic dampening: shrink weights far more important to D_f than to D (--ssd_alpha, --ssd_lambda)",
     rank=24,
     demo_args="--ssd_alpha 10 --ssd_lambda 1",
-    sweep_args="--ssd_alpha 10 --ssd_lambda 1",
+    search_space=(Param("ssd_alpha", 1.0, 100.0, log=True), Param("ssd_lambda", 0.1, 5.0, log=True)),
+    preset=Preset(
+        "--ssd_alpha 10 --ssd_lambda 1 --batch_size 128",
+        "selective-synaptic-dampening src/forget_random_main.py (CIFAR-10 random forgetting, ResNet-18)",
+    ),
     flags=(
         Flag("ssd_alpha", 10.0, float, "SSD: select elements whose D_f importance exceeds alpha x their D importance"),
         Flag(

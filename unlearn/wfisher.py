@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, jvp
 
 import pruner
-from unlearn import register
+from unlearn import SPARSE_README, Param, Preset, register
 from unlearn.fisher import functional_state
 from utils import UsageError
 
@@ -196,7 +196,8 @@ def add_flat_(model, delta: torch.Tensor) -> None:
     test_args="--alpha 1 --no-aug",
     in_tables=True,
     demo_args="--alpha 1 --no-aug",
-    sweep_args="--alpha {alpha_iu}",
+    search_space=(Param("alpha", 0.1, 50.0, log=True),),
+    preset=Preset("--alpha {alpha_iu}", f"{SPARSE_README}; it leaves alpha to be tuned"),
 )
 def unlearn(model, ctx) -> None:
     model.eval()

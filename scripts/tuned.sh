@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The tuned comparison on Fashion-MNIST (the `make fashionmnist` setting), random forgetting of 10% of D,
+# dense and OMP 95%. Resumable: every stage skips what is finished and continues what was stopped.
+#   1. tune: main_tune.py tunes every method of METHODS with the same budget (N_TRIALS finished trials,
+#      default 16; TPE seeded, median pruning) on trial 1 of `make fashionmnist` (its model, its
+#      forget set, its Retrain), scored on validation data only. Every method keeps its published
+#      preset's other flags, with the setting's --batch_size 32; the preset is the first trial when it
+#      lies in the search space.
+#   2. held out: the selected flags on trials HELDOUT (default 2-4; trial 4 is trained and pruned here),
+#      into $FM_ROOT/fashionmnist_resnet20s/tuned, and the published presets as they are (untuned) on the
+#      same trials into .../preset; Retrain of each trial with the setting's arguments into .../unlearn.
+#   3. the reports: $ROOT/report_tuned/report.md and $ROOT/report_preset/report.md.
+# Usage: scripts/tuned.sh [PYTHON] [ROOT] [FM_ROOT]   (STAGES=1 for the tuning only; METHODS=a,b to choose)
+# FM_ROOT is the `make fashionmnist` folder (default runs/fashionmnist); it needs trial 1's models and
+# Retrain runs (STAGES=1 TRIALS=1 scripts/fashionmnist.sh makes them).
+set -euo pipefail
+PY=${1:-python3}
+ROOT=${2:-runs/tuned}
+FM_ROOT=${3:-runs/fashionmnist}
+DATA=${FMNIST_DATA:-./data}
+N_TRIALS=${N_TRIALS:-16}
+HELDOUT=${HELDOUT:-2-4}
+STAGES=${STAGES:-1,2}
+RATES=${RATES:-0 0.95}
+METHODS=${METHODS:-SalUn,RL,FT_prune,SCRUB,NegGrad+,SSD,FT,GA,fisher_new,wfisher,boundary_expanding,boundary_shrink}
+# shellcheck source=scripts/fashionmnist_settings.sh
+source "$(dirname "$0")/fashionmnist_settings.sh"
+FM="$FM_ROOT/fashionmnist_resnet20s"
+SETTING=(--data "$DATA" --dataset fashionmnist --arch resnet20s --class_to_replace -1
+         --num_indexes_to_replace "$RANDOM_COUNT" --seed 1 $COMMON)
+
+mask_of() {  # rate -> trial 1's mask file (dense: round 0 of the 95% run)
+    if [[ $1 == 0 ]]; then echo "$FM/prune_r0.95/train_seed1/0model_SA_best.pth.tar"
+    else echo "$FM/prune_r$1/train_seed1/1model_SA_best.pth.tar"; fi
+}
+
+start=$(date +%s)
+if [[ ",$STAGES," == *",1,"* ]]; then
+    for method in ${METHODS//,/ }; do
+        for rate in $RATES; do
+            reference="$FM/unlearn/random/r$rate/retrain/train_seed1/seed1"
+            if [[ ! -f $reference/retraincheckpoint.pth.tar ]]; then
+                echo "skipped $method at rate $rate: trial 1's Retrain ($reference) is not finished; rerun later"
+                continue
+            fi
+            "$PY" main_tune.py "${SETTING[@]}" --mask "$(mask_of "$rate")" --unlearn "$method" \
+                --reference "$reference" --preset published \
+                --batch_size 32 --n-trials "$N_TRIALS" --save_dir "$ROOT/random/r$rate/$method"
+        done
+    done
+fi
+if [[ ",$STAGES," == *",2,"* ]]; then
+    SWEEP=(--dataset fashionmnist --arch resnet20s --data "$DATA" --root "$FM_ROOT" --scenarios random
+           --random-count "$RANDOM_COUNT" --rates "${RATES// /,}" --trials "$HELDOUT"
+           --extra-prune-args "--train_subset $SUBSET --no-progress $TRAIN" --extra-unlearn-args "$COMMON")
+    "$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --methods retrain --method-args "retrain=${FMNIST_ARGS[retrain]}"
+    "$PY" scripts/sweep.py --stage unlearn "${SWEEP[@]}" --methods "$METHODS" --tuned "$ROOT" --runs-name tuned
+    "$PY" scripts/sweep.py --stage unlearn "${SWEEP[@]}" --methods "$METHODS" --runs-name preset
+    for kind in tuned preset; do
+        "$PY" report.py "$FM"/unlearn/random/r*/retrain "$FM/$kind/random" --out "$ROOT/report_$kind"
+    done
+fi
+echo "took $(( ($(date +%s) - start) / 60 )) min"

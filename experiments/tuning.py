@@ -41,6 +41,7 @@ from evaluation.metrics import VALIDATION_METRICS, validation_metrics
 from experiments import arg_parser, run_files, run_identity, training_files, unlearning_files
 from experiments.experiment import make_runtime, validate_common
 from experiments.unlearning_run import prepare_model, unlearning_context
+from training import interrupts
 from training.interrupts import Diverged, Stopped
 from training.trainer import weights_are_finite
 from unlearn import Param
@@ -153,6 +154,7 @@ class Objective:
         self.args, self.setup, self.space, self.log = args, setup, space, log
 
     def __call__(self, trial) -> float:
+        interrupts.check("the study, between two trials")  # methods without epochs never look for a signal
         params = suggest(trial, self.space)
         args = copy.copy(self.args)
         vars(args).update(params)

@@ -101,8 +101,18 @@ def test_functions_stay_short():
     assert not long
 
 
-def test_a_methods_own_flags_reach_the_parser_once(monkeypatch):
+@pytest.fixture
+def isolated_declarations(monkeypatch):
+    """Methods and flags registered by a test leave no trace in the registry or the run identities."""
+    from experiments import arg_parser, run_identity
+
     monkeypatch.setattr(unlearn, "METHODS", dict(unlearn.METHODS))
+    monkeypatch.setattr(arg_parser, "DEFINES", dict(arg_parser.DEFINES))
+    yield
+    run_identity.declared.cache_clear()
+
+
+def test_a_methods_own_flags_reach_the_parser_once(isolated_declarations):
     flag = unlearn.Flag("demo_strength", 0.25, float, "a test-only flag")
     unlearn.register("demo_a", help="a", rank=1001, flags=(flag,))(lambda model, ctx: None)
     unlearn.register("demo_b", help="b", rank=1002, flags=(flag,))(lambda model, ctx: None)

@@ -115,3 +115,48 @@ def test_an_audit_runs_its_retrain_and_method_runs_as_one_slurm_array(cluster, o
     assert examples > 100 and len(record["method_vs_retrain"]["per_example"]["attack_accuracy"]) == examples
     again = subprocess.run([*command, "--slurm", "--slurm-gpus", "0"], cwd=ROOT, env=cluster, **CAPTURE)
     assert "nothing to submit" in again.stdout, again.stdout + again.stderr
+
+
+def test_two_tuning_workers_share_one_study_on_slurm(cluster, omp_dir, tmp_path):
+    mask = omp_dir / "1model_SA_best.pth.tar"
+    forget = ["--class_to_replace", "-1", "--num_indexes_to_replace", "60", "--seed", "1"]
+    retrain = [sys.executable, "main_forget.py", *ARCH, *forget, "--mask", str(mask), "--unlearn", "retrain"]
+    made = subprocess.run(
+        [*retrain, "--unlearn_epochs", "1", "--save_dir", str(tmp_path / "retrain")], cwd=ROOT, env=cluster, **CAPTURE
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    tune = [
+        sys.executable,
+        "main_tune.py",
+        *ARCH,
+        *forget,
+        "--mask",
+        str(mask),
+        "--reference",
+        str(tmp_path / "retrain"),
+    ]
+    tune += [
+        "--unlearn",
+        "FT",
+        "--space",
+        "unlearn_epochs=1:2",
+        "--n-trials",
+        "4",
+        "--save_dir",
+        str(tmp_path / "tune"),
+    ]
+    submitted = subprocess.run([*tune, "--slurm", "2", "--slurm-gpus", "0"], cwd=ROOT, env=cluster, **CAPTURE)
+    assert submitted.returncode == 0 and "2 workers on study 'FT'" in submitted.stdout, (
+        submitted.stdout + submitted.stderr
+    )
+    wait_for_queue(cluster)
+    logs = sorted((tmp_path / "tune").glob("worker*/log.txt"))
+    assert len(logs) == 2 and all(log.read_text().splitlines()[-1] == "=== exit 0" for log in logs)
+    record = json.loads((tmp_path / "tune" / "best.json").read_text())
+    assert record["finished_trials"] >= 4 and record["best"]["method_args"].startswith("--unlearn_lr ")
+    ran = [
+        line for log in logs for line in log.read_text().splitlines() if line.startswith("trial ") and ": --" in line
+    ]
+    assert len({line.split(":")[0] for line in ran}) == len(ran)  # no trial number ran twice
+    again = subprocess.run(tune, cwd=ROOT, env=cluster, **CAPTURE)  # the study is full: nothing to run
+    assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr

@@ -443,6 +443,33 @@ def test_trials_train_their_own_models_and_a_cross_pairs_every_seed(tmp_path):
         planned([*grid, "class", "--trials", "2", "--seeds", "1"])
     legacy = planned([*grid, "class", "--seeds", "1"])
     assert "train_seed" not in str(legacy["unlearn"][0].save_dir) and "--seed" not in legacy["prune"][0].argv
+    held_out = planned([*grid, "class", "--trials", "2-4"])
+    assert [run.argv[run.argv.index("--seed") + 1] for run in held_out["prune"]] == ["2", "3", "4"]
+    with pytest.raises(SystemExit):
+        planned([*grid, "class", "--trials", "4-x"])
+
+
+def test_tuned_runs_take_the_selected_flags_per_scenario_rate_and_method(tmp_path):
+    grid = ["--python", "python", "--root", str(tmp_path), "--rates", "0,0.95", "--methods", "retrain,FT"]
+    grid += ["--scenarios", "random", "--seeds", "1", "--runs-name", "tuned", "--tuned", str(tmp_path / "t")]
+    with pytest.raises(sweep.SweepError, match=r"--tuned: .*r0/FT/best.json holds no selected setting"):
+        planned(grid)
+    for rate, lr in (("0", "0.5"), ("0.95", "0.25")):
+        folder = tmp_path / "t" / "random" / f"r{rate}" / "FT"
+        folder.mkdir(parents=True)
+        record = {
+            "fixed_args": "--batch_size 32 --no-aug",
+            "best": {"method_args": f"--unlearn_lr {lr} --unlearn_epochs 3"},
+        }
+        (folder / "best.json").write_text(json.dumps(record))
+    runs = {(run.save_dir.parts[-3], run.save_dir.parts[-2]): run for run in planned(grid)["unlearn"]}
+    ft = runs[("r0.95", "FT")].argv
+    assert ft[ft.index("--unlearn_lr") + 1] == "0.25" and "--no-aug" in ft and ft[ft.index("--batch_size") + 1] == "32"
+    assert runs[("r0", "FT")].argv[runs[("r0", "FT")].argv.index("--unlearn_lr") + 1] == "0.5"
+    assert "--unlearn_epochs 160" in " ".join(runs[("r0", "retrain")].argv)  # Retrain keeps its preset
+    assert all(run.save_dir.parts[-5] == "tuned" for run in runs.values())
+    with pytest.raises(sweep.SweepError, match="--runs-name '../x' must be one folder name"):
+        planned([*grid, "--runs-name", "../x"])
 
 
 def test_two_trials_train_two_models_and_give_a_spread_to_a_deterministic_method(tmp_path):

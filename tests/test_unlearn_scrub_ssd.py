@@ -212,6 +212,23 @@ def test_neggrad_plus_raises_forget_loss_and_keeps_retain_loss_low(digits, train
     assert len(PairedBatches(ctx.batches("retain"), ctx.batches("forget"))) == 37
 
 
+def test_neggrad_plus_takes_its_own_forget_batch_size(digits, trained_state, monkeypatch):
+    seen = []
+    real = unlearn.neggrad.PairedBatches.__init__
+
+    def record(self, retain, forget):
+        seen.append((retain.batch_size, forget.batch_size, len(forget)))
+        real(self, retain, forget)
+
+    monkeypatch.setattr(unlearn.neggrad.PairedBatches, "__init__", record)
+    flags = ("--unlearn_epochs", "1", "--batch_size", "32", "--neggrad_forget_batch_size", "16")
+    ctx = make_ctx(digits, "NegGrad+", *flags)
+    run_method(trained_state, ctx)
+    assert seen == [(32, 16, -(-len(ctx.forget_indices) // 16))]  # D_r in 32s, D_f in 16s
+    default = make_ctx(digits, "NegGrad+", "--batch_size", "32")
+    assert default.args.neggrad_forget_batch_size is None
+
+
 def test_neggrad_plus_is_seeded(digits, trained_state):
     runs = [run_method(trained_state, make_ctx(digits, "NegGrad+", *NEGGRAD_FLAGS)) for _ in range(2)]
     assert_same_parameters(*runs)

@@ -1,4 +1,5 @@
-"""Rewrite the method tables of README.md and docs/methods.md from the method registry.
+"""Rewrite the method tables of README.md and docs/methods.md, and the settings table of docs/tuning.md, from
+the method registry.
 
 python scripts/docs_tables.py           rewrite them (after adding or changing a method)
 python scripts/docs_tables.py --check   exit 1 if a checked-in table differs from the registry's
@@ -15,7 +16,7 @@ sys.path.insert(0, str(REPO))
 from reporting import method_table  # noqa: E402
 from utils import atomic_write_text  # noqa: E402
 
-DOCUMENTS = {"README.md": "readme", "docs/methods.md": "methods"}
+DOCUMENTS = {"README.md": ("readme",), "docs/methods.md": ("methods",), "docs/tuning.md": ("settings",)}
 
 
 def main(argv) -> int:
@@ -23,10 +24,11 @@ def main(argv) -> int:
         print(f"usage: {Path(sys.argv[0]).name} [--check]", file=sys.stderr)
         return 2
     stale = []
-    for name, kind in DOCUMENTS.items():
+    for name, kinds in DOCUMENTS.items():
         path = REPO / name
-        text = path.read_text()
-        updated = method_table.with_table(text, kind)
+        text = updated = path.read_text()
+        for kind in kinds:
+            updated = method_table.with_table(updated, kind)
         if updated != text:
             stale.append(name)
             if not argv:

@@ -14,6 +14,7 @@ import main_backdoor
 import main_forget
 import main_imp
 import main_synflow
+import main_tune
 import report
 import unlearn
 from reporting import method_table
@@ -44,6 +45,7 @@ PARSERS = {
     "main_forget.py": main_forget.make_parser,
     "main_backdoor.py": main_backdoor.make_parser,
     "main_audit.py": main_audit.make_parser,
+    "main_tune.py": main_tune.make_parser,
     "report.py": report.build_parser,
     "scripts/sweep.py": parser_of("scripts/sweep.py", "build_parser"),
     "benchmarks/bench.py": parser_of("benchmarks/bench.py", "build_parser"),
@@ -95,10 +97,12 @@ def test_the_documents_hold_commands_for_every_script():
     assert scripts >= set(PARSERS)
 
 
-@pytest.mark.parametrize("name, kind", [("README.md", "readme"), ("docs/methods.md", "methods")])
+@pytest.mark.parametrize(
+    "name, kind", [("README.md", "readme"), ("docs/methods.md", "methods"), ("docs/tuning.md", "settings")]
+)
 def test_the_checked_in_method_tables_are_the_registrys(name, kind):
     """Regenerate with ``python scripts/docs_tables.py`` after adding or changing a method."""
-    checked_in = method_table.checked_in((ROOT / name).read_text())
+    checked_in = method_table.checked_in((ROOT / name).read_text(), kind)
     assert checked_in == method_table.markdown(kind), f"{name}: run python scripts/docs_tables.py"
 
 

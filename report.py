@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=None, help="folder of the dataset files for the output metrics (default: each run's --data)"
     )
     parser.add_argument(
+        "--reference",
+        choices=("inherited", "clean"),
+        default="inherited",
+        help="the Retrain every gap is measured against: of the same mask (inherited: trained on all of D), or "
+        "clean: of a mask trained and pruned without the forget set (main_imp.py --leave_out_forget); with "
+        "clean, the inherited-mask Retrain is listed as a method",
+    )
+    parser.add_argument(
         "--published",
         action="store_true",
         help="add the published CIFAR-10 ResNet-18 values (the paper's and SalUn's Table 1, "
@@ -129,7 +137,15 @@ def main(argv=None) -> dict:
     meter = None if args.no_output_metrics else output_distance.OutputMeter(args.device, args.data)
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731  (stdout carries the report)
     result = build_report(
-        args.result_dirs, out, methods, seeds, sparsities, with_published=args.published, meter=meter, log=progress
+        args.result_dirs,
+        out,
+        methods,
+        seeds,
+        sparsities,
+        with_published=args.published,
+        meter=meter,
+        log=progress,
+        clean_reference=args.reference == "clean",
     )
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")

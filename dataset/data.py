@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,17 @@ class Data:
     @property
     def train_augment(self):
         return (self.crop_padding, self.flip)
+
+    def without_train(self, positions) -> Data:
+        """This data with the training samples at ``positions`` removed (main_imp.py --leave_out_forget)."""
+        keep = np.setdiff1d(np.arange(len(self.train_labels)), np.asarray(positions, dtype=np.int64))
+        index = torch.from_numpy(keep).to(self.train_labels.device)
+        return dataclasses.replace(
+            self,
+            train_images=self.train_images[index],
+            train_labels=self.train_labels[index],
+            official_train_indices=self.official_train_indices[keep],
+        )
 
     def train_batches(self, indices=None, batch_size=256, shuffle=True, augment=True, seed=0) -> Batches:
         aug = self.train_augment if augment else None

@@ -210,13 +210,11 @@ def add_prune_args(parser):
     return group
 
 
-def add_unlearn_args(parser):
-    group = parser.add_argument_group("unlearn")
-    add(group, "--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
-    add(group, "--unlearn", defines=UNLEARNS, default="retrain", help=unlearn_help())
-    parser.epilog = methods_table()
-    add(group, "--unlearn_lr", defines=UNLEARNS, type=float, default=0.01, help="learning rate of iterative unlearning")
-    add(group, "--unlearn_epochs", defines=UNLEARNS, type=int, default=10, help="epochs of iterative unlearning")
+FORGET_SET_FLAGS = ("--num_indexes_to_replace", "--class_to_replace", "--indexes_to_replace")
+
+
+def add_forget_set_args(group) -> None:
+    """The flags that choose the forget set (main_forget.py's, and main_imp.py's with --leave_out_forget)."""
     add(
         group,
         "--num_indexes_to_replace",
@@ -227,6 +225,37 @@ def add_unlearn_args(parser):
     )
     add(group, "--class_to_replace", defines=UNLEARNS, type=int, default=0, help="class to forget from (-1: any class)")
     add(group, "--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file")
+
+
+def add_leave_out_args(parser):
+    """main_imp.py's clean reference: train and prune on D_r alone, D_f chosen exactly as main_forget.py chooses it."""
+    group = parser.add_argument_group("leave a forget set out (a clean reference for the mask)")
+    add(
+        group,
+        "--leave_out_forget",
+        action="store_true",
+        help="train every round on D_r only: the forget set that --class_to_replace, --num_indexes_to_replace or "
+        "--indexes_to_replace and --forget_seed choose (as main_forget.py --seed would) never enters a batch",
+    )
+    add(
+        group,
+        "--forget_seed",
+        type=int,
+        default=None,
+        help="the --seed main_forget.py draws D_f with (default: --seed)",
+    )
+    add_forget_set_args(group)
+    return group
+
+
+def add_unlearn_args(parser):
+    group = parser.add_argument_group("unlearn")
+    add(group, "--mask", default=None, help="checkpoint (mask file) from main_imp.py / main_synflow.py")
+    add(group, "--unlearn", defines=UNLEARNS, default="retrain", help=unlearn_help())
+    parser.epilog = methods_table()
+    add(group, "--unlearn_lr", defines=UNLEARNS, type=float, default=0.01, help="learning rate of iterative unlearning")
+    add(group, "--unlearn_epochs", defines=UNLEARNS, type=int, default=10, help="epochs of iterative unlearning")
+    add_forget_set_args(group)
     add(group, "--alpha", defines=UNLEARNS, type=float, default=0.2, help="FF noise scale, IU step, or l1 coefficient")
     add(
         group,
@@ -312,7 +341,7 @@ def add_attack_args(parser):
 NOT_UNLEARNING = "training and pruning do not unlearn (main_forget.py does)"
 NOT_POISONING = "only main_backdoor.py poisons its training data"
 ATTACK_FLAGS = ("--attack", "--trigger_size")
-UNUSED_BY_TRAINING = {
+UNUSED_BY_TRAINING = {  # main_imp.py reads the forget-set flags with --leave_out_forget
     **dict.fromkeys(
         ["--mask", "--unlearn", "--unlearn_lr", "--unlearn_epochs", "--num_indexes_to_replace", "--class_to_replace",
          "--indexes_to_replace", "--alpha"],

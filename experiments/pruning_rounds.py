@@ -8,8 +8,10 @@ are described in run_files.py.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
+import sys
 import warnings
 from pathlib import Path
 
@@ -42,6 +44,30 @@ def validate(args) -> None:
         raise UsageError(f"--rewind_epoch {args.rewind_epoch} is after the last epoch ({args.epochs}); lower it")
     if args.resume:
         training_files.find_resume_checkpoint(args)
+    _warn_unused_forget_flags(args)
+
+
+def _warn_unused_forget_flags(args) -> None:
+    """The forget-set flags choose what --leave_out_forget leaves out; without it they are not used (said once)."""
+    if getattr(args, "leave_out_forget", True):
+        return
+    given = [f"--{name}" for name in ("num_indexes_to_replace", "indexes_to_replace", "forget_seed")
+             if getattr(args, name, None) is not None]  # fmt: skip
+    if getattr(args, "class_to_replace", 0) != 0:
+        given.append("--class_to_replace")
+    for flag in given:
+        print(f"warning: {flag} is not used without --leave_out_forget (main_forget.py chooses the forget set)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def left_out_forget_set(args, data):
+    """With --leave_out_forget: the forget set main_forget.py would choose (its --seed is --forget_seed, by
+    default --seed); else None."""
+    if not getattr(args, "leave_out_forget", False):
+        return None
+    seed = args.forget_seed if args.forget_seed is not None else args.seed
+    chooser = argparse.Namespace(**{**vars(args), "seed": seed})
+    return dataset.choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, chooser)
 
 
 def training_model(args, data, runtime, kind: str = run_identity.TRAINING, **inputs):
@@ -64,7 +90,14 @@ def set_up(args, kind: str = run_identity.TRAINING):
     utils.begin_log()
     runtime = make_runtime(args)
     data = dataset.load_data(args, runtime.device)
-    model, resume, identity = training_model(args, data, runtime, kind)
+    inputs, forget = {}, left_out_forget_set(args, data)
+    if forget is not None:  # recorded by content, so a resume with another forget set is refused
+        inputs["left_out"] = run_identity.forget_input(forget.scenario, forget.forget_indices, forget.forgotten_class)
+        utils.log(
+            "left out of every training batch: " + forget.describe(len(data.train_labels)).removeprefix("scenario: ")
+        )
+        data = data.without_train(forget.forget_indices)
+    model, resume, identity = training_model(args, data, runtime, kind, **inputs)
     return runtime, data, model, resume, identity
 
 

@@ -169,6 +169,7 @@ INPUT_NAMES = {
     "mask": "the mask file's content",
     "forget_set": "the forget set",
     "rewind_pth": "--rewind_pth's content",
+    "left_out": "the forget set left out of training",
 }
 
 
@@ -250,9 +251,8 @@ def setting_of(identity: dict) -> dict:
     mask = inputs.get("mask")
     if isinstance(mask, dict):
         inputs["mask"] = _mask_recipe(mask)
-    forget = inputs.get("forget_set")
-    if isinstance(forget, dict) and forget.get("scenario") != "indices":
-        inputs["forget_set"] = {key: forget.get(key) for key in ("scenario", "whole_class")}
+    if "forget_set" in inputs:
+        inputs["forget_set"] = _drawn_as_scenario(inputs["forget_set"])
     return {"kind": identity.get("kind"), "args": args, "inputs": inputs}
 
 
@@ -276,8 +276,28 @@ def _mask_recipe(mask: dict) -> dict:
     if not isinstance(made_by, dict) or not isinstance(made_by.get("args"), dict):
         return {"sha256": mask.get("sha256")}
     recipe = {name: value for name, value in made_by["args"].items() if name not in TRIAL_FLAGS}
-    return {"made_by": {"kind": made_by.get("kind"), "args": recipe, "inputs": made_by.get("inputs", {})},
-            "round": mask.get("round")}  # fmt: skip
+    inputs = {name: _drawn_as_scenario(value) if name == "left_out" else value
+              for name, value in made_by.get("inputs", {}).items()}  # fmt: skip
+    return {"made_by": {"kind": made_by.get("kind"), "args": recipe, "inputs": inputs}, "round": mask.get("round")}
+
+
+def _drawn_as_scenario(forget):
+    """A forget set drawn by flags and a seed stands for its scenario (each trial draws its own); a given one
+    for its content."""
+    if isinstance(forget, dict) and forget.get("scenario") != "indices":
+        return {key: forget.get(key) for key in ("scenario", "whole_class")}
+    return forget
+
+
+def clean_reference_context(setting: dict) -> dict:
+    """The ``reference_context`` of the clean Retrain a run would be measured against: the same, but with a
+    mask made by a training run that left this run's forget set out (main_imp.py --leave_out_forget)."""
+    context = json.loads(json.dumps(reference_context(setting)))
+    made_by = (context["inputs"].get("mask") or {}).get("made_by")
+    if isinstance(made_by, dict):
+        made_by.setdefault("inputs", {})["left_out"] = context["inputs"].get("forget_set")
+        made_by["inputs"] = dict(sorted(made_by["inputs"].items()))
+    return context
 
 
 def flat(value, prefix: str = "") -> dict[str, object]:

@@ -122,8 +122,33 @@ def _identity_fields(record: dict, kind: str) -> dict:
         "setting": setting,
         "setting_id": json.dumps(setting, sort_keys=True, default=str),
         "context_id": json.dumps(run_identity.reference_context(setting), sort_keys=True, default=str),
+        "clean_context_id": json.dumps(run_identity.clean_reference_context(setting), sort_keys=True, default=str),
+        "clean_mask": _mask_left_out(identity),
         "trial": run_identity.trial_of(identity),
     }
+
+
+def _mask_left_out(identity: dict) -> bool:
+    """Whether the run's mask was trained with its forget set left out (main_imp.py --leave_out_forget)."""
+    made_by = (identity.get("inputs", {}).get("mask") or {}).get("made_by")
+    return isinstance(made_by, dict) and "left_out" in (made_by.get("inputs") or {})
+
+
+INHERITED_RETRAIN = "Retrain (inherited mask)"
+
+
+def against_clean_retrain(runs: list[dict]) -> list[dict]:
+    """The runs re-keyed so that every run on an inherited mask is measured against the clean Retrain: the
+    Retrain whose mask was trained and pruned without this run's forget set (same recipe, seeds, sparsity).
+    The Retrain of the inherited mask becomes a run like any method, named INHERITED_RETRAIN."""
+    moved = []
+    for run in runs:
+        if run["kind"] != "unlearn" or run["clean_mask"]:
+            moved.append(run)
+            continue
+        method = INHERITED_RETRAIN if run["method"] == "retrain" else run["method"]
+        moved.append({**run, "method": method, "context_id": run["clean_context_id"]})
+    return moved
 
 
 def parse_eval(record: dict, path: Path) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reporting import audit_report, output_distance, published
-from reporting.collect import describe, load_runs, pairing_key, summarise, summarise_backdoor
+from reporting.collect import against_clean_retrain, describe, load_runs, pairing_key, summarise, summarise_backdoor
 from reporting.pairing import effects_markdown, find_missing, gap_problems, sparsity_effects
 from reporting.plots import plot_backdoor, plot_sparsity
 from reporting.tables import (
@@ -42,12 +42,16 @@ def build_report(
     with_published=False,
     meter: output_distance.OutputMeter | None = None,
     log=None,
+    clean_reference=False,
 ):
     """Load, summarise, write report.md / report.csv / backdoor.csv / PNGs into ``out``; return what was made.
 
     With ``meter``, each unlearning run's JS divergences and ℓ2 distance to Retrain are measured too.
+    ``clean_reference``: runs on inherited masks are measured against the clean Retrain (``against_clean_retrain``).
     """
     runs, problems = load_runs(paths)
+    if clean_reference:
+        runs = against_clean_retrain(runs)
     if not runs and not problems:
         raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
     interrupts.check("report.py, after reading the results")

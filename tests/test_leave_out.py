@@ -1,0 +1,95 @@
+"""main_imp.py --leave_out_forget (a mask trained without the forget set) and report.py --reference clean."""
+
+import collections
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import ARCH
+
+import dataset
+import main_forget
+import main_imp
+from dataset.batches import Batches
+from reporting import collect
+from utils import UsageError
+
+FORGET = ["--class_to_replace", "-1", "--num_indexes_to_replace", "60"]
+TRAIN = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--no-aug", "--seed", "1"]
+
+
+def image_counts(images) -> collections.Counter:
+    return collections.Counter(row.numpy().tobytes() for row in images.cpu())
+
+
+@pytest.fixture(scope="module")
+def masks(tmp_path_factory):
+    """An inherited mask (trained on all of D) and a clean one (D_f of forget seed 1 left out), same seeds;
+    the images every clean training batch held are counted."""
+    out = tmp_path_factory.mktemp("masks")
+    main_imp.main([*TRAIN, "--save_dir", str(out / "inherited")])
+    seen = collections.Counter()
+    real = Batches.iterate_from
+
+    def counting(self, first_batch):
+        yielded = 0
+        for images, labels in real(self, first_batch):
+            yielded += len(labels)
+            yield images, labels
+        if self.shuffle:  # a training pass (evaluation batches are not shuffled): the raw images it held
+            assert first_batch == 0 and yielded == len(self.indices)
+            seen.update(image_counts(self.images[self.indices]))
+
+    Batches.iterate_from = counting
+    try:
+        main_imp.main([*TRAIN, "--leave_out_forget", *FORGET, "--forget_seed", "1", "--save_dir", str(out / "clean")])
+    finally:
+        Batches.iterate_from = real
+    return out, seen
+
+
+def test_the_forget_set_never_enters_a_training_batch(masks):
+    out, seen = masks
+    args = main_forget.make_parser().parse_args([*ARCH, *FORGET, "--seed", "1"])
+    data = dataset.load_data(args)
+    forget = dataset.choose_forget_set(data.train_labels.numpy(), data.num_classes, args)
+    retain = image_counts(data.train_images[torch.from_numpy(forget.retain_indices)])
+    rounds_epochs = 2  # two rounds of one epoch: every D_r image exactly twice, no D_f image ever
+    assert seen == collections.Counter({image: rounds_epochs * count for image, count in retain.items()})
+    left = json.loads((out / "clean" / "imp_results.json").read_text())["identity"]["inputs"]["left_out"]
+    assert left["count"] == 60 and left["scenario"] == "random"
+
+
+def test_a_clean_mask_differs_and_a_resume_with_another_forget_set_is_refused(masks):
+    out, _ = masks
+    inherited, clean = (
+        torch.load(out / name / "1model_SA_best.pth.tar", weights_only=True) for name in ("inherited", "clean")
+    )
+    masks_of = lambda saved: {k: v for k, v in saved["state_dict"].items() if k.endswith("weight_mask")}  # noqa: E731
+    assert masks_of(inherited).keys() == masks_of(clean).keys()
+    assert any(not torch.equal(masks_of(inherited)[k], masks_of(clean)[k]) for k in masks_of(clean))
+    with pytest.raises(UsageError, match="holds another experiment: the forget set left out of training differs"):
+        main_imp.main([*TRAIN, "--leave_out_forget", *FORGET, "--forget_seed", "2", "--resume",
+                       "--save_dir", str(out / "clean")])  # fmt: skip
+
+
+def test_report_measures_inherited_runs_against_the_clean_retrain(masks, tmp_path):
+    out, _ = masks
+    runs = {}
+    for mask, method in (("inherited", "retrain"), ("inherited", "FT"), ("clean", "retrain")):
+        save_dir = tmp_path / mask / method
+        runs[mask, method] = main_forget.main([*ARCH, *FORGET, "--seed", "1", "--unlearn", method, "--unlearn_epochs", "1",
+            "--mask", str(out / mask / "1model_SA_best.pth.tar"), "--save_dir", str(save_dir)])  # fmt: skip
+    loaded, problems = collect.load_runs([tmp_path])
+    assert not problems and sum(run["clean_mask"] for run in loaded) == 1
+    rows = {row["method"]: row for row in collect.summarise(collect.against_clean_retrain(loaded))}
+    assert set(rows) == {"retrain", "FT", collect.INHERITED_RETRAIN}
+    clean = runs["clean", "retrain"]
+    for method, key in (("FT", ("inherited", "FT")), (collect.INHERITED_RETRAIN, ("inherited", "retrain"))):
+        assert rows[method]["UA_gap"] == pytest.approx(abs(runs[key]["UA"] - clean["UA"]))
+        assert rows[method]["RA_gap"] == pytest.approx(abs(runs[key]["RA"] - clean["RA"]))
+    plain = {row["method"]: row for row in collect.summarise(loaded) if row["method"] == "FT"}
+    inherited = runs["inherited", "retrain"]
+    assert plain["FT"]["UA_gap"] == pytest.approx(abs(runs["inherited", "FT"]["UA"] - inherited["UA"]))
+    assert np.isfinite(rows["FT"]["avg_gap"])

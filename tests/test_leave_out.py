@@ -78,9 +78,19 @@ def test_report_measures_inherited_runs_against_the_clean_retrain(masks, tmp_pat
     out, _ = masks
     runs = {}
     for mask, method in (("inherited", "retrain"), ("inherited", "FT"), ("clean", "retrain")):
-        save_dir = tmp_path / mask / method
-        runs[mask, method] = main_forget.main([*ARCH, *FORGET, "--seed", "1", "--unlearn", method, "--unlearn_epochs", "1",
-            "--mask", str(out / mask / "1model_SA_best.pth.tar"), "--save_dir", str(save_dir)])  # fmt: skip
+        flags = [
+            "--seed",
+            "1",
+            "--unlearn",
+            method,
+            "--unlearn_epochs",
+            "1",
+            "--save_dir",
+            str(tmp_path / mask / method),
+        ]
+        runs[mask, method] = main_forget.main(
+            [*ARCH, *FORGET, *flags, "--mask", str(out / mask / "1model_SA_best.pth.tar")]
+        )
     loaded, problems = collect.load_runs([tmp_path])
     assert not problems and sum(run["clean_mask"] for run in loaded) == 1
     rows = {row["method"]: row for row in collect.summarise(collect.against_clean_retrain(loaded))}

@@ -22,6 +22,13 @@ def make_parser():
     what = parser.add_argument_group("what to audit")
     what.add_argument("--mask", required=True, help="mask file to unlearn from (as main_forget.py --mask)")
     what.add_argument("--unlearn", required=True, help="the method to audit (a main_forget.py --unlearn name)")
+    what.add_argument(
+        "--reference-mask",
+        dest="reference_mask",
+        default=None,
+        help="the Retrain side unlearns from this mask instead (runs in {save_dir}/retrain_clean): a mask trained "
+        "without the forget set (main_imp.py --leave_out_forget); then --unlearn retrain audits the inherited mask",
+    )
     what.add_argument("-N", "--num_models", type=int, default=4, help="runs per side, seeds 1..N (default 4)")
     what.add_argument("--save_dir", required=True, help="folder of the runs, the audit and its plot")
     how = parser.add_argument_group("how it runs")

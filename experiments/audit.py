@@ -96,22 +96,27 @@ def _draw_forget_set(args, common: list[str], path: Path, log) -> None:
 
 def plan(args, log) -> list[AuditRun]:
     unlearn.get_method(args.unlearn)  # an unknown name fails here, listing the valid ones, not in 2N logs
-    if args.unlearn == "retrain":
-        raise UsageError("--unlearn retrain: Retrain is the reference side; its noise floor is in every audit")
+    clean = getattr(args, "reference_mask", None)
+    if args.unlearn == "retrain" and clean is None:
+        raise UsageError(
+            "--unlearn retrain: Retrain is the reference side; its noise floor is in every audit "
+            "(give --reference-mask to audit Retrain on the inherited mask against a clean one)"
+        )
     common = split_flags(args.run_args, "--run-args")
-    sides = {
-        "method": (args.unlearn, split_flags(args.method_args, "--method-args")),
-        "retrain": ("retrain", split_flags(args.retrain_args, "--retrain-args")),
-    }
+    sides = {  # side: (method, its flags, its mask, its folder)
+        "method": (args.unlearn, split_flags(args.method_args, "--method-args"), args.mask, args.unlearn),
+        "retrain": ("retrain", split_flags(args.retrain_args, "--retrain-args"), clean or args.mask,
+                    "retrain_clean" if clean else "retrain"),
+    }  # fmt: skip
     Path(args.save_dir).mkdir(parents=True, exist_ok=True)
     forget = forget_flags(args, common, log)
     runs = []
-    for side, (method, extra) in sides.items():
+    for side, (method, extra, mask, folder) in sides.items():
         for seed in range(1, args.num_models + 1):
-            save_dir = Path(args.save_dir) / method / f"seed{seed}"
+            save_dir = Path(args.save_dir) / folder / f"seed{seed}"
             # --train_seed varies too: it draws Retrain's initialisation, so the Retrain models differ
             seeds = ["--seed", str(seed), "--train_seed", str(seed)]
-            flags = [*common, "--mask", args.mask, "--unlearn", method, *extra, *forget, *seeds]
+            flags = [*common, "--mask", str(mask), "--unlearn", method, *extra, *forget, *seeds]
             runs.append(AuditRun(side, seed, method, save_dir, [*flags, "--save_dir", str(save_dir), "--save_outputs"]))
     return runs
 
@@ -306,6 +311,7 @@ def run_audit(args, log) -> dict:
         "method": args.unlearn,
         "num_models": args.num_models,
         "mask": args.mask,
+        "reference_mask": getattr(args, "reference_mask", None) or args.mask,  # the Retrain side's
         "forget": {"class_to_replace": args.class_to_replace, "num_indexes_to_replace": args.num_indexes_to_replace},
         "runs": outcomes,
         "definitions": DEFINITIONS,

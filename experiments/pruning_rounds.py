@@ -92,7 +92,7 @@ def set_up(args, kind: str = run_identity.TRAINING):
     data = dataset.load_data(args, runtime.device)
     inputs, forget = {}, left_out_forget_set(args, data)
     if forget is not None:  # recorded by content, so a resume with another forget set is refused
-        inputs["left_out"] = run_identity.forget_input(forget.scenario, forget.forget_indices, forget.forgotten_class)
+        inputs["left_out"] = run_identity.left_out_input(forget)
         utils.log(
             "left out of every training batch: " + forget.describe(len(data.train_labels)).removeprefix("scenario: ")
         )

@@ -105,6 +105,24 @@ def forget_input(scenario: str, forget_indices, forgotten_class=None) -> dict:
     }
 
 
+def left_out_input(forget) -> dict:
+    """The forget set a training run left out (main_imp.py --leave_out_forget), by its sorted indices: the
+    same set, in whatever order a later script draws or lists it, has the same fingerprint."""
+    return forget_input(forget.scenario, np.sort(forget.forget_indices), forget.forgotten_class)
+
+
+def check_left_out(checkpoint: dict, forget, flag: str = "--mask") -> None:
+    """A mask trained without a forget set is a clean reference for that set only: refuse it for another."""
+    made_by = checkpoint.get("identity") if isinstance(checkpoint.get("identity"), dict) else {}
+    left = (made_by.get("inputs") or {}).get("left_out")
+    if isinstance(left, dict) and left.get("sha256") != indices_fingerprint(np.sort(forget.forget_indices)):
+        raise UsageError(
+            f"{flag} was trained with another forget set left out ({left.get('count')} samples, "
+            f"{left.get('scenario')}) than this run forgets ({len(forget.forget_indices)}); give the forget-set "
+            "flags its main_imp.py --leave_out_forget run used"
+        )
+
+
 # ----------------------------------------------------------------------------- identities
 
 

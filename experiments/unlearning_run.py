@@ -113,6 +113,7 @@ def run(args, log) -> dict:
         runtime = make_runtime(args)
         data = dataset.load_data(args, runtime.device)
         forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
+        run_identity.check_left_out(checkpoint, forget)
         model = prepare_model(args, data, method, state_dict, runtime)
         identity = unlearning_identity(args, checkpoint, state_dict, forget)
         if args.resume:  # refused now, before anything (log.txt included) is written

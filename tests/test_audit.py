@@ -241,10 +241,14 @@ def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):
     assert all(run.args[run.args.index("--train_seed") + 1] == str(run.seed) for run in runs)
 
 
-def test_retrain_is_refused_as_the_audited_method(tmp_path):
+def test_retrain_is_refused_as_the_audited_method_unless_against_a_clean_mask(tmp_path):
     argv = ["--mask", "m.pth.tar", "--unlearn", "retrain", "--save_dir", str(tmp_path), "--class_to_replace", "3"]
     with pytest.raises(UsageError, match="reference side"):
         main_audit.main(argv)
+    args = main_audit.make_parser().parse_args([*argv, "-N", "2", "--reference-mask", "clean.pth.tar"])
+    runs = audit.plan(args, log=lambda line: None)
+    masks = {(run.side, run.args[run.args.index("--mask") + 1], run.save_dir.parent.name) for run in runs}
+    assert masks == {("method", "m.pth.tar", "retrain"), ("retrain", "clean.pth.tar", "retrain_clean")}
 
 
 def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):

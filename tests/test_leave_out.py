@@ -103,3 +103,11 @@ def test_report_measures_inherited_runs_against_the_clean_retrain(masks, tmp_pat
     inherited = runs["inherited", "retrain"]
     assert plain["FT"]["UA_gap"] == pytest.approx(abs(runs["inherited", "FT"]["UA"] - inherited["UA"]))
     assert np.isfinite(rows["FT"]["avg_gap"])
+
+
+def test_a_clean_mask_is_refused_for_another_forget_set(masks, tmp_path):
+    out, _ = masks
+    mask = str(out / "clean" / "1model_SA_best.pth.tar")
+    flags = [*ARCH, "--unlearn", "FT", "--unlearn_epochs", "1", "--mask", mask, "--save_dir", str(tmp_path)]
+    with pytest.raises(UsageError, match="was trained with another forget set left out"):
+        main_forget.main([*flags, *FORGET, "--seed", "2"])  # seed 2 draws another 60 samples

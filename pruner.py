@@ -68,6 +68,28 @@ def extract_mask(state_dict) -> dict:
     return {key: value.detach().clone() for key, value in state_dict.items() if key.endswith("weight_mask")}
 
 
+def mask_overlap(first: dict, second: dict) -> dict[str, dict]:
+    """Per masked layer of two masks (``extract_mask``'s dicts, same keys): weights each keeps and both keep,
+    and ``overlap`` = shared / kept by the first; ``"all"`` sums every layer."""
+    if first.keys() != second.keys():
+        raise ValueError("the two masks prune different layers; compare masks of the same architecture")
+    rows, totals = {}, {"kept_first": 0, "kept_second": 0, "shared": 0, "weights": 0}
+    for key in sorted(first):
+        a, b = first[key].bool(), second[key].bool()
+        row = {
+            "kept_first": int(a.sum()),
+            "kept_second": int(b.sum()),
+            "shared": int((a & b).sum()),
+            "weights": a.numel(),
+        }
+        rows[key.removesuffix(".weight_mask")] = row
+        totals = {name: totals[name] + row[name] for name in totals}
+    rows["all"] = totals
+    for row in rows.values():
+        row["overlap"] = row["shared"] / row["kept_first"] if row["kept_first"] else float("nan")
+    return rows
+
+
 def apply_mask(model: nn.Module, masks: dict) -> None:
     """Attach ``masks`` (keys '<module>.weight_mask') to the model's convs as prune re-parametrisations."""
     modules = dict(conv_modules(model))

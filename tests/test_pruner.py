@@ -133,3 +133,14 @@ def test_rate_outside_range_is_refused():
     with pytest.raises(UsageError, match="outside"):
         pruner.global_prune(small_net(), 1.0)
     assert math.isclose(pruner.remaining_weight_ratio(small_net()), 1.0)
+
+
+def test_mask_overlap_counts_the_weights_both_masks_keep():
+    first = {"a.weight_mask": torch.tensor([1.0, 1.0, 0.0, 0.0]), "b.weight_mask": torch.ones(2, 2)}
+    second = {"a.weight_mask": torch.tensor([0.0, 1.0, 1.0, 0.0]), "b.weight_mask": torch.ones(2, 2)}
+    rows = pruner.mask_overlap(first, second)
+    assert rows["a"] == {"kept_first": 2, "kept_second": 2, "shared": 1, "weights": 4, "overlap": 0.5}
+    assert rows["b"]["overlap"] == 1.0
+    assert rows["all"] == {"kept_first": 6, "kept_second": 6, "shared": 5, "weights": 8, "overlap": 5 / 6}
+    with pytest.raises(ValueError, match="different layers"):
+        pruner.mask_overlap(first, {"a.weight_mask": first["a.weight_mask"]})

@@ -51,9 +51,8 @@ def main(argv=None) -> None:
         for layer, row in pruner.mask_overlap(inherited, clean).items():
             writer.writerow({"trial": k, "layer": layer, **row})
             if layer == "all":
-                print(
-                    f"trial {k}: {row['shared']} of {row['kept_first']} kept weights shared ({100 * row['overlap']:.1f}%)"
-                )
+                shared = f"{row['shared']} of {row['kept_first']} kept weights shared"
+                print(f"trial {k}: {shared} ({100 * row['overlap']:.1f}%)")
     atomic_write_text(out.getvalue(), args.out)
     print(f"wrote {args.out}")
 

@@ -133,7 +133,7 @@ def test_every_result_file_records_its_provenance(omp_dir, tmp_path):
         record = json.loads(path.read_text())
         made = record["provenance"]
         assert made["device"] == "cpu" and made["threads"] >= 1 and made["host"]
-        assert set(made["packages"]) == {"torch", "torchvision", "numpy", "scikit-learn", "scipy"}
+        assert set(made["packages"]) == {"torch", "torchvision", "numpy", "scikit-learn", "scipy", "optuna"}
         assert torch.__version__.startswith(made["packages"]["torch"])
         assert made["started_utc"] <= made["finished_utc"] and made["finished_utc"].endswith("Z")
         assert shlex.split(made["command"])[0] == sys.executable and record["command"] == made["command"]

@@ -188,3 +188,12 @@ def test_command_line_round_trips_through_the_parser():
     text = arg_parser.command_line(values)
     parsed = vars(main_forget.make_parser().parse_args(text.split()))
     assert {name: parsed[name] for name in values} == values
+
+
+def test_a_journal_file_storage_holds_the_study_and_a_bad_url_is_one_line(reference, tmp_path):
+    journal = tmp_path / "study.journal"
+    record = tune(reference, tmp_path / "j", "--n-trials", "1", "--storage", f"journal:{journal}")
+    assert journal.stat().st_size > 0 and not (tmp_path / "j" / "study.db").exists()
+    assert record["storage"] == f"journal:{journal}" and record["finished_trials"] == 1
+    with pytest.raises(UsageError, match="--storage 'nodb://x' cannot be opened"):
+        tune(reference, tmp_path / "k", "--n-trials", "1", "--storage", "nodb://x")

@@ -94,7 +94,8 @@ def set_up(args, kind: str = run_identity.TRAINING):
     if forget is not None:  # recorded by content, so a resume with another forget set is refused
         inputs["left_out"] = run_identity.left_out_input(forget)
         utils.log(
-            "left out of every training batch: " + forget.describe(len(data.train_labels)).removeprefix("scenario: ")
+            "left out of every training batch: "
+            + forget.describe(len(data.train_labels)).removeprefix("scenario: ").split(";")[0]
         )
         data = data.without_train(forget.forget_indices)
     model, resume, identity = training_model(args, data, runtime, kind, **inputs)

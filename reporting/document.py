@@ -49,15 +49,7 @@ def build_report(
     With ``meter``, each unlearning run's JS divergences and ℓ2 distance to Retrain are measured too.
     ``clean_reference``: runs on inherited masks are measured against the clean Retrain (``against_clean_retrain``).
     """
-    runs, problems = load_runs(paths)
-    if clean_reference:
-        runs = against_clean_retrain(runs)
-    if not runs and not problems:
-        raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
-    interrupts.check("report.py, after reading the results")
-    if meter is not None:
-        skipped = output_distance.measure(runs, pairing_key, meter, log)
-        problems += [f"{describe(run)}, seed {run['seed']}: no JS/ℓ2 to Retrain, {why}" for run, why in skipped]
+    runs, problems = _loaded(paths, clean_reference, meter, log)
     rows, backdoor_rows = summarise(runs), summarise_backdoor(runs)
     problems += gap_problems(rows)
     missing = find_missing(rows, backdoor_rows, expect_methods, expect_seeds, expect_sparsities)
@@ -95,6 +87,20 @@ def build_report(
         "audits": audits,
         "files": written + figures,
     }
+
+
+def _loaded(paths, clean_reference: bool, meter, log) -> tuple[list[dict], list[str]]:
+    """The runs below ``paths`` (re-keyed to the clean Retrain if asked), measured by ``meter``, and the problems."""
+    runs, problems = load_runs(paths)
+    if clean_reference:
+        runs = against_clean_retrain(runs)
+    if not runs and not problems:
+        raise UsageError(f"no *_eval.json or *_backdoor.json found under {', '.join(map(str, paths))}")
+    interrupts.check("report.py, after reading the results")
+    if meter is not None:
+        skipped = output_distance.measure(runs, pairing_key, meter, log)
+        problems += [f"{describe(run)}, seed {run['seed']}: no JS/ℓ2 to Retrain, {why}" for run, why in skipped]
+    return runs, problems
 
 
 def _read_audits(paths, problems: list[str]) -> list[dict]:

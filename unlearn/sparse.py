@@ -46,21 +46,23 @@ def _ft_l1(model, ctx):
     iterate(model, ctx, "retain", lambda epoch: with_l1(cross_entropy, coefficients[epoch]))
 
 
+# FT with the l1 penalty (FT_l1 and l1-sparse alike): what is searched, and the original README's flags.
+FT_L1_SPACE = (
+    Param("unlearn_lr", 1e-3, 1e-1, log=True),
+    Param("unlearn_epochs", 1, 10, integer=True),
+    Param("alpha", 1e-5, 1e-2, log=True),
+)
+FT_L1_PRESET = "--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10"
+
+
 @register(
     "FT_l1",
     paper_name="FT_l1",
     help="FT with the decaying l1 penalty of FT_prune, without its sparsity report",
     rank=7,
     test_args="--unlearn_epochs 1 --alpha 1e-4",
-    search_space=(
-        Param("unlearn_lr", 1e-3, 1e-1, log=True),
-        Param("unlearn_epochs", 1, 10, integer=True),
-        Param("alpha", 1e-5, 1e-2, log=True),
-    ),
-    preset=Preset(
-        "--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
-        f"l1-sparse's command in {SPARSE_README}",
-    ),
+    search_space=FT_L1_SPACE,
+    preset=Preset(FT_L1_PRESET, f"l1-sparse's command in {SPARSE_README}"),
 )
 def ft_l1(model, ctx) -> None:
     _ft_l1(model, ctx)
@@ -74,15 +76,8 @@ def ft_l1(model, ctx) -> None:
     test_args="--unlearn_epochs 2 --alpha 1e-4",
     in_tables=True,
     demo_args="--unlearn_epochs 10 --unlearn_lr 0.01 --batch_size 32 --alpha 5e-3",
-    search_space=(
-        Param("unlearn_lr", 1e-3, 1e-1, log=True),
-        Param("unlearn_epochs", 1, 10, integer=True),
-        Param("alpha", 1e-5, 1e-2, log=True),
-    ),
-    preset=Preset(
-        "--alpha {alpha_l1} --unlearn_lr 0.01 --unlearn_epochs 10",
-        f"{SPARSE_README}; it leaves alpha to be tuned",
-    ),
+    search_space=FT_L1_SPACE,
+    preset=Preset(FT_L1_PRESET, f"{SPARSE_README}; it leaves alpha to be tuned"),
 )
 def ft_prune(model, ctx) -> None:
     _ft_l1(model, ctx)

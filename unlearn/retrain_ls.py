@@ -1,0 +1,32 @@
+"""retrain_ls: the original's "Retrain with label smoothing", SGD on D_r with label-smoothing cross-entropy.
+
+The loss is ε·mean_k(−log p_k) + (1 − ε)·(−log p_y) with ε = 0.1, the original's
+``LabelSmoothingCrossEntropy`` (which equals ``F.cross_entropy(..., label_smoothing=0.1)``),
+through the shared loop: SGD(--unlearn_lr, --momentum, --weight_decay) with MultiStepLR at
+--decreasing_lr for --unlearn_epochs. Despite the name it starts from θ_o, as in the original:
+its main_forget.py loads the checkpoint's weights for every method except ``retrain`` itself.
+"""
+
+import torch.nn.functional as F
+
+from unlearn import Param, register
+from unlearn.loop import iterate
+
+EPSILON = 0.1  # the original's label smoothing
+
+
+def smoothed_cross_entropy(model, images, labels):
+    logits = model(images)
+    return F.cross_entropy(logits, labels, label_smoothing=EPSILON), logits
+
+
+@register(
+    "retrain_ls",
+    paper_name="Retrain (LS)",
+    help="the original's retrain_ls: SGD on D_r with label-smoothing cross-entropy (eps 0.1), from θ_o as there",
+    rank=30,
+    test_args="--unlearn_epochs 1",
+    search_space=(Param("unlearn_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),
+)
+def unlearn(model, ctx) -> None:
+    iterate(model, ctx, "retain", lambda epoch: smoothed_cross_entropy)

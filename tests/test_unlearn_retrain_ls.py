@@ -1,6 +1,5 @@
 """retrain_ls against a plain re-implementation of the original's loop and loss."""
 
-
 import numpy as np
 import torch
 import torch.nn as nn

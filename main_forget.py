@@ -15,12 +15,7 @@ from utils import log, run_cli
 
 def make_parser():
     parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
-    arg_parser.add_data_args(parser)
-    arg_parser.add_model_args(parser)
-    arg_parser.add_run_args(parser, save_dir_default="runs/unlearn")
-    arg_parser.add_train_args(parser, unlearning=True)
-    unlearn_group = arg_parser.add_unlearn_args(parser)
-    arg_parser.add_preset_arg(unlearn_group)
+    unlearn_group = arg_parser.add_unlearning_run_args(parser, save_dir_default="runs/unlearn")
     unlearn_group.add_argument(
         "--save_outputs",
         action="store_true",

@@ -29,12 +29,7 @@ from utils import log, run_cli
 
 def make_parser():
     parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
-    arg_parser.add_data_args(parser)
-    arg_parser.add_model_args(parser)
-    arg_parser.add_run_args(parser, save_dir_default="runs/tune")
-    arg_parser.add_train_args(parser, unlearning=True)
-    unlearn_group = arg_parser.add_unlearn_args(parser)
-    arg_parser.add_preset_arg(unlearn_group)
+    arg_parser.add_unlearning_run_args(parser, save_dir_default="runs/tune")
     group = parser.add_argument_group("tuning")
     group.add_argument("--reference", default=None, help="folder (or checkpoint) of the finished Retrain run of --mask")
     group.add_argument("--n-trials", type=int, default=16, help="finished trials the study should hold (the budget)")

@@ -304,6 +304,17 @@ def parse_with_preset(parser, argv=None):
     return parser.parse_args(method.preset.tokens() + given)
 
 
+def add_unlearning_run_args(parser, save_dir_default: str):
+    """Every flag of one unlearning run (main_forget.py's, and main_tune.py's trials); returns the unlearn group."""
+    add_data_args(parser)
+    add_model_args(parser)
+    add_run_args(parser, save_dir_default=save_dir_default)
+    add_train_args(parser, unlearning=True)
+    group = add_unlearn_args(parser)
+    add_preset_arg(group)
+    return group
+
+
 def unlearn_help() -> str:
     """--unlearn's help: the registered names (each described in the table at the end of --help)."""
     import unlearn  # here, not at the top: the methods import this module

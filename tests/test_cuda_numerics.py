@@ -45,7 +45,13 @@ EXTRA = {
 # whichever is more, on every subset, a little above what was seen; a broken bf16 path (a wrong
 # layout, a lost cast) misses that by tens of points.
 TOLERANCE_POINTS, TOLERANCE_SAMPLES = 3.0, 3
-NO_BF16_STEP = {"raw", "fisher", "fisher_new", "wfisher", "SSD"}  # no training step under autocast: their result is float32
+NO_BF16_STEP = {
+    "raw",
+    "fisher",
+    "fisher_new",
+    "wfisher",
+    "SSD",
+}  # no training step under autocast: their result is float32
 
 
 def emulating(args) -> Runtime:

@@ -28,11 +28,11 @@ def make_parser():
 
 # What the original's shared parser accepted and this script does not use, with what it uses instead.
 FROM_MASK = "the sparsity and the trained weights come from --mask"
+# (--lr, --rate and --random_prune are read as retrain_sam's --sam_lr and FT_prune_bi's --bi_rate and
+# --bi_random_prune, as the original's methods read them.)
 UNUSED = {
-    "--lr": "unlearning uses --unlearn_lr",
     "--epochs": "unlearning uses --unlearn_epochs",
-    **dict.fromkeys(["--rate", "--pruning_times", "--prune_type", "--rewind_epoch", "--rewind_pth"], FROM_MASK),
-    "--random_prune": FROM_MASK,
+    **dict.fromkeys(["--pruning_times", "--prune_type", "--rewind_epoch", "--rewind_pth"], FROM_MASK),
     "--prune": FROM_MASK,
     **dict.fromkeys(arg_parser.ATTACK_FLAGS, arg_parser.NOT_POISONING),
 }
@@ -41,6 +41,7 @@ UNUSED = {
 def main(argv=None):
     args = arg_parser.parse_with_preset(make_parser(), argv)
     arg_parser.warn_unused(args, "main_forget.py", UNUSED)
+    arg_parser.warn_other_methods_flags(args)
     unlearning_run.validate(args)
     results = unlearning_run.run(args, log)
     written = unlearning_files.paths(args.save_dir, args.unlearn)["results"]

@@ -269,7 +269,11 @@ def add_unlearn_args(parser):
     import unlearn  # here, not at the top: the methods import this module
 
     for flag in unlearn.method_flags():
-        add(group, f"--{flag.name}", defines=UNLEARNS, type=flag.type, default=flag.default, help=flag.help)
+        names = [f"--{flag.name}", *(alias for alias in flag.aliases if alias not in parser._option_string_actions)]
+        if flag.type is bool:
+            add(group, *names, defines=UNLEARNS, action="store_true", help=flag.help)
+        else:
+            add(group, *names, defines=UNLEARNS, type=flag.type, default=flag.default, help=flag.help)
     return group
 
 
@@ -379,6 +383,21 @@ def warn_unused(args, script: str, unused: dict[str, str]) -> None:
         if hasattr(args, dest):
             print(one_line(f"warning: {flag} is not used by {script}; {instead}"), file=sys.stderr, flush=True)
             delattr(args, dest)
+
+
+def warn_other_methods_flags(args) -> None:
+    """One warning line per method flag set away from its default that --unlearn's method does not read."""
+    import sys
+
+    import unlearn  # here, not at the top: the methods import this module
+
+    own = {flag.name for flag in unlearn.get_method(args.unlearn).flags}
+    for flag in unlearn.method_flags():
+        if flag.name not in own and getattr(args, flag.name, flag.default) != flag.default:
+            readers = ", ".join(m.name for m in unlearn.listed() if flag in m.flags)
+            spelled = "/".join((f"--{flag.name}", *flag.aliases))
+            print(f"warning: {spelled} is read only by --unlearn {readers}; --unlearn {args.unlearn} ignores it",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 def parse_milestones(text: str) -> list[int]:

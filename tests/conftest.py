@@ -37,3 +37,34 @@ def omp_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("omp")
     main_imp.main([*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--save_dir", str(out)])
     return out
+
+
+@pytest.fixture
+def stopped_and_resumed(monkeypatch):
+    """``run(make_ctx, make_model, method, stop_after)``: a method's weights and stats when a SIGTERM stops
+    it after batch ``stop_after`` (counted over the whole run) and a fresh process-like start continues
+    from what ``ctx.progress.save`` kept (the loop's state and a copy of the weights at that moment)."""
+    import copy
+    import signal
+
+    import pruner
+    import unlearn
+    from training import interrupts
+
+    def run(make_ctx, make_model, method, stop_after):
+        calls = iter(range(1, 10**6))
+        monkeypatch.setattr(interrupts, "requested", lambda: signal.SIGTERM if next(calls) == stop_after else None)
+        ctx, model, saved = make_ctx(), make_model(), []
+        ctx.progress.save = lambda state: saved.append((copy.deepcopy(state), copy.deepcopy(model.state_dict())))
+        with pytest.raises(interrupts.Stopped):
+            unlearn.get_method(method).fn(model, ctx)
+        assert saved[-1][0]["partial_epoch"] is not None, "the stop did not fall inside an epoch"
+        monkeypatch.setattr(interrupts, "requested", lambda: None)
+        state, weights = saved[-1]
+        resumed, ctx_again = make_model(), make_ctx()
+        pruner.load_pruned_state(resumed, weights)
+        ctx_again.progress.resume, ctx_again.progress.stats = state, copy.deepcopy(ctx.stats)
+        unlearn.get_method(method).fn(resumed, ctx_again)
+        return resumed, ctx_again
+
+    return run

@@ -60,4 +60,4 @@ def test_retrain_ls_is_sgd_on_the_retain_set_with_the_originals_smoothed_loss(di
         assert torch.allclose(a, b, atol=1e-5), name
     assert not torch.equal(ours[0].weight_orig, tiny_model()[0].weight_orig)  # it did move
     assert torch.all(ours[0].weight[ours[0].weight_mask == 0] == 0)  # under the mask
-    assert unlearn.get_method("retrain_ls").loads_weights  # from θ_o, as the original's main_forget.py
+    assert not unlearn.get_method("retrain_ls").loads_weights  # a fresh start, as the original's main_forget.py

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from training import interrupts
 from training.runtime import Runtime
+from training.sam import SAM
 
 
 def cross_entropy(model, images, labels):
@@ -18,7 +19,12 @@ def cross_entropy(model, images, labels):
     return F.cross_entropy(logits, labels), logits
 
 
-def make_optimizer(model, lr, momentum=0.9, weight_decay=5e-4):
+OPTIMIZERS = ("sgd", "sam")  # main_imp.py --optimizer: plain SGD, or SAM around it (the original's main_sam.py)
+
+
+def make_optimizer(model, lr, momentum=0.9, weight_decay=5e-4, kind="sgd"):
+    if kind == "sam":
+        return SAM(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -54,11 +60,7 @@ def train_epoch(
             scale = min(1.0, (epoch * steps + step + 1) / (warmup * steps))
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * scale
-        with runtime.autocast:
-            loss, logits = loss_fn(runtime.call(model), runtime.inputs(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, logits = _step(model, optimizer, runtime, loss_fn, images, labels)
         total_loss += loss.detach() * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
@@ -86,6 +88,24 @@ def train_epoch(
         "img_s": (seen - (0 if resume is None else resume["seen"])) / max(seconds, 1e-9),
         "seconds": seconds,
     }
+
+
+def _step(model, optimizer, runtime: Runtime, loss_fn, images, labels):
+    """One optimiser step on a batch; returns (loss, logits). SAM (training.sam) takes a second pass at
+    its perturbed weights, and what it returns is that pass's, as the original's SAM loop reports."""
+
+    def forward_backward():
+        with runtime.autocast:
+            loss, logits = loss_fn(runtime.call(model), runtime.inputs(images), labels)
+        loss.backward()
+        return loss, logits
+
+    optimizer.zero_grad(set_to_none=True)
+    loss, logits = forward_backward()
+    if isinstance(optimizer, SAM):
+        return optimizer.step(forward_backward)
+    optimizer.step()
+    return loss, logits
 
 
 def weights_are_finite(model) -> bool:

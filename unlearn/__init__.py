@@ -26,8 +26,10 @@ class Flag:
 
     name: str  # without the leading dashes; becomes args.<name>
     default: object
-    type: Callable
+    type: Callable  # bool: a switch (store_true, default False)
     help: str
+    # other spellings the original code uses (e.g. "--rate"), accepted where no shared flag has them
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from training.interrupts import Diverged, EpochInterrupted, Stopped
 from training.trainer import make_optimizer, make_scheduler, train_epoch
 
 
-def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]:
+def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None, before_epoch=None, epoch_optimizer=None):
     """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset``.
 
     ``subset`` is 'retain' or 'forget', or any batches object with ``set_epoch``, ``__len__`` and
@@ -16,25 +16,22 @@ def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]
     method, not here. After every epoch ``ctx.progress.save`` keeps the state to continue from;
     ``ctx.progress.resume`` (such a state) continues from it. Logs and errors carry ``ctx.name``.
     ``on_optimizer(optimizer)``, if given, is called once before the first step (e.g. to register
-    step hooks that restrict which weights move).
+    step hooks that restrict which weights move). ``before_epoch(epoch)``, if given, runs at the start
+    of every epoch, but not again when a resumed run continues an epoch stopped mid-way (FT_prune_bi
+    prunes there). ``epoch_optimizer(model)``, if given, makes a fresh optimiser at the start of every
+    epoch that takes the steps at its own constant rate, instead of the one SGD + MultiStepLR of the
+    whole run (retrain_sam).
     """
     args, name, resume = ctx.args, ctx.name, ctx.progress.resume
-    optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
-    scheduler = make_scheduler(optimizer, ctx.milestones)
-    if on_optimizer is not None:
-        on_optimizer(optimizer)
+    optimizer, scheduler, history, start, partial = _start(model, ctx, on_optimizer, epoch_optimizer)
     batches = ctx.batches(subset) if isinstance(subset, str) else subset
     label = subset if isinstance(subset, str) else getattr(subset, "name", "its batches")
-    history, start, partial = [], 0, None
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        history, start = list(resume["history"]), resume["epoch"]
-        partial = resume.get("partial_epoch")
-        at = f"epoch {start + 1}" + (f", after batch {partial['steps']}" if partial else "")  # logs count from 1
-        ctx.log(f"{name}: resuming at {at}")
     for epoch in range(start, args.unlearn_epochs):
         batches.set_epoch(epoch)
+        if before_epoch is not None and partial is None:
+            before_epoch(epoch)
+        if epoch_optimizer is not None:
+            optimizer = _fresh(epoch_optimizer, model, resume["optimizer"] if partial is not None else None)
         lr = optimizer.param_groups[0]["lr"]
         try:
             stats = train_epoch(
@@ -64,6 +61,45 @@ def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None) -> list[dict]
         _save(ctx, epoch + 1, optimizer, scheduler, history)
     ctx.stats.setdefault("epochs", []).extend(history)
     return history
+
+
+def _start(model, ctx, on_optimizer, epoch_optimizer):
+    """The run's optimiser and schedule, and (history, first epoch, partial epoch) to continue from."""
+    args, resume = ctx.args, ctx.progress.resume
+    optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
+    scheduler = make_scheduler(optimizer, ctx.milestones) if epoch_optimizer is None else _Constant()
+    if on_optimizer is not None:
+        on_optimizer(optimizer)
+    if resume is None:
+        return optimizer, scheduler, [], 0, None
+    if epoch_optimizer is None:
+        optimizer.load_state_dict(resume["optimizer"])
+    scheduler.load_state_dict(resume["scheduler"])
+    start, partial = resume["epoch"], resume.get("partial_epoch")
+    at = f"epoch {start + 1}" + (f", after batch {partial['steps']}" if partial else "")  # logs count from 1
+    ctx.log(f"{ctx.name}: resuming at {at}")
+    return optimizer, scheduler, list(resume["history"]), start, partial
+
+
+class _Constant:
+    """The schedule of a run whose every epoch has a fresh optimiser: nothing to step or keep."""
+
+    def step(self) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _fresh(epoch_optimizer, model, state):
+    """A new epoch's optimiser; ``state``: the one of the epoch a signal stopped, to continue it."""
+    optimizer = epoch_optimizer(model)
+    if state is not None:
+        optimizer.load_state_dict(state)
+    return optimizer
 
 
 def _save(ctx, epoch, optimizer, scheduler, history, partial=None) -> None:

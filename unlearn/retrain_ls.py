@@ -3,8 +3,9 @@
 The loss is ε·mean_k(−log p_k) + (1 − ε)·(−log p_y) with ε = 0.1, the original's
 ``LabelSmoothingCrossEntropy`` (which equals ``F.cross_entropy(..., label_smoothing=0.1)``),
 through the shared loop: SGD(--unlearn_lr, --momentum, --weight_decay) with MultiStepLR at
---decreasing_lr for --unlearn_epochs. Despite the name it starts from θ_o, as in the original:
-its main_forget.py loads the checkpoint's weights for every method except ``retrain`` itself.
+--decreasing_lr for --unlearn_epochs. Like ``retrain`` it starts from a fresh initialisation under
+θ_o's mask: the original's main_forget.py loads θ_o for every method except retrain, retrain_ls and
+retrain_sam.
 """
 
 import torch.nn.functional as F
@@ -23,7 +24,9 @@ def smoothed_cross_entropy(model, images, labels):
 @register(
     "retrain_ls",
     paper_name="Retrain (LS)",
-    help="the original's retrain_ls: SGD on D_r with label-smoothing cross-entropy (eps 0.1), from θ_o as there",
+    loads_weights=False,
+    help="the original's retrain_ls: train on D_r from a fresh initialisation with label-smoothing "
+    "cross-entropy (eps 0.1)",
     rank=30,
     test_args="--unlearn_epochs 1",
     search_space=(Param("unlearn_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),

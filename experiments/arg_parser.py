@@ -21,14 +21,23 @@ EVERY_RUN = TRAINS + UNLEARNS
 
 
 DEFINES: dict[str, frozenset] = {}
+# Flags added after runs were made: a run's identity records one only when it is set away from this value,
+# so every run made before it existed (at what is now its default) stays the same experiment.
+RECORDED_UNLESS: dict[str, object] = {}
+_ALWAYS = object()
 
 
-def add(group, *names, defines=(), **options):
-    """``group.add_argument(*names, **options)``, recording which kinds of run the flag defines."""
+def add(group, *names, defines=(), recorded_unless=_ALWAYS, **options):
+    """``group.add_argument(*names, **options)``, recording which kinds of run the flag defines (and, for a
+    flag added later, the value at which the identity leaves it out)."""
     action = group.add_argument(*names, **options)
     kinds = frozenset(defines)
     if DEFINES.setdefault(action.dest, kinds) != kinds:
         raise ValueError(f"--{action.dest} is declared with two different sets of kinds of run")
+    if recorded_unless is not _ALWAYS:
+        if action.default != recorded_unless:
+            raise ValueError(f"--{action.dest}: a flag added later is left out of identities at its default only")
+        RECORDED_UNLESS[action.dest] = recorded_unless
     return action
 
 
@@ -172,6 +181,7 @@ def add_train_args(parser, unlearning: bool = False):
     add(group, "--weight_decay", defines=EVERY_RUN, type=float, default=5e-4, help="SGD weight decay")
     if not unlearning:
         add(group, "--epochs", defines=TRAINS, type=int, default=182, help="epochs per training round")
+        add_prior_args(group)
     add(group, "--warmup", defines=EVERY_RUN, type=int, default=0, help="epochs of linear learning-rate warm-up")
     add(
         group,
@@ -181,6 +191,30 @@ def add_train_args(parser, unlearning: bool = False):
         help="epochs at which the LR is multiplied by 0.1",
     )
     return group
+
+
+def add_prior_args(group) -> None:
+    """The original's "other priors than sparsity" for training: SAM (its main_sam.py), label smoothing (main_ls.py)."""
+    from training.trainer import OPTIMIZERS
+
+    add(
+        group,
+        "--optimizer",
+        defines=TRAINS,
+        recorded_unless="sgd",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd, or sam: SAM around SGD (rho 2, adaptive) in every round, as the original's main_sam.py trains",
+    )
+    add(
+        group,
+        "--label_smoothing",
+        defines=TRAINS,
+        recorded_unless=0.0,
+        type=float,
+        default=0.0,
+        help="label-smoothing epsilon of the training loss (the original's main_ls.py: 0.1)",
+    )
 
 
 def add_prune_args(parser):
@@ -270,10 +304,11 @@ def add_unlearn_args(parser):
 
     for flag in unlearn.method_flags():
         names = [f"--{flag.name}", *(alias for alias in flag.aliases if alias not in parser._option_string_actions)]
+        later = {"recorded_unless": flag.default} if flag.added_later else {}
         if flag.type is bool:
-            add(group, *names, defines=UNLEARNS, action="store_true", help=flag.help)
+            add(group, *names, defines=UNLEARNS, action="store_true", help=flag.help, **later)
         else:
-            add(group, *names, defines=UNLEARNS, type=flag.type, default=flag.default, help=flag.help)
+            add(group, *names, defines=UNLEARNS, type=flag.type, default=flag.default, help=flag.help, **later)
     return group
 
 
@@ -446,6 +481,12 @@ def command_line(values: dict) -> str:
         elif value is not None:
             words += [action.option_strings[0], repr(value) if isinstance(value, float) else str(value)]
     return shlex.join(words)
+
+
+def recorded_unless() -> dict[str, object]:
+    """{flag: the value at which a run's identity leaves it out}, for the flags added after runs were made."""
+    full_parser()
+    return dict(RECORDED_UNLESS)
 
 
 def declared_definitions() -> dict[str, frozenset]:

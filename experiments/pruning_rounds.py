@@ -24,7 +24,7 @@ from experiments import run_files, run_identity, training_files
 from experiments.arg_parser import parse_milestones
 from experiments.experiment import build_model, make_runtime, validate_common
 from training.interrupts import Diverged, EpochInterrupted, Stopped
-from training.trainer import accuracy, make_optimizer, make_scheduler, train_epoch
+from training.trainer import accuracy, make_optimizer, make_scheduler, train_epoch, training_loss
 from utils import UsageError
 
 PRUNE_TYPES = ("lt", "pt", "rewind_lt")
@@ -36,6 +36,7 @@ def validate(args) -> None:
     if args.prune_type not in PRUNE_TYPES:
         raise UsageError(f"unknown --prune_type '{args.prune_type}'; choose from {', '.join(PRUNE_TYPES)}")
     pruner.check_rate(args.rate)
+    training_loss(args.label_smoothing)  # refuses an epsilon outside [0, 1)
     if args.pruning_times < 1:
         raise UsageError(f"--pruning_times {args.pruning_times} must be at least 1 (round 0 is the dense one)")
     if args.epochs < 1:
@@ -199,8 +200,9 @@ class Rounds:
 
 
 def round_optimizer(args, model, k: int, saved_state=None):
-    """Round k's SGD and LR schedule; a rewound round continues the schedule where its weights were saved."""
-    optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay)
+    """Round k's optimiser (--optimizer) and LR schedule; a rewound round continues the schedule where its
+    weights were saved."""
+    optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay, kind=args.optimizer)
     scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
     if k > 0 and args.prune_type == "rewind_lt":
         with warnings.catch_warnings():  # stepping before any optimiser step is the point here
@@ -293,6 +295,7 @@ def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: 
             batches,
             optimizer,
             runtime,
+            training_loss(args.label_smoothing),
             epoch=epoch,
             warmup=args.warmup,
             desc=where,

@@ -55,6 +55,14 @@ def declared() -> dict[str, frozenset]:
     return arg_parser.declared_definitions()
 
 
+@cache
+def recorded_unless() -> dict[str, object]:
+    """{flag: value} of the flags added after runs were made: an identity leaves such a flag out at that value."""
+    from experiments import arg_parser  # here: arg_parser imports this module's kind names
+
+    return arg_parser.recorded_unless()
+
+
 def defining_flags(kind: str, method: str | None = None) -> list[str]:
     """The flags that define a run of ``kind`` (and of ``method``, for unlearning and backdoor runs)."""
     if kind not in KINDS:
@@ -135,9 +143,11 @@ def of_args(kind: str, args, **inputs) -> dict:
         import unlearn
 
         method = method if method in unlearn.METHODS else None  # a method no longer registered: shared flags only
+    unless = recorded_unless()
+    args = {name: _plain(values.get(name)) for name in defining_flags(kind, method)}
     return {
         "kind": kind,
-        "args": {name: _plain(values.get(name)) for name in defining_flags(kind, method)},
+        "args": {name: value for name, value in args.items() if name not in unless or value != unless[name]},
         "inputs": {name: value for name, value in sorted(inputs.items()) if value is not None},
     }
 

@@ -9,12 +9,6 @@ import sys
 import pytest
 from conftest import ROOT
 
-import main_audit
-import main_backdoor
-import main_forget
-import main_imp
-import main_synflow
-import main_tune
 import report
 import unlearn
 from reporting import method_table
@@ -39,13 +33,8 @@ def parser_of(path: str, function: str):
     return build
 
 
-PARSERS = {
-    "main_imp.py": main_imp.make_parser,
-    "main_synflow.py": main_synflow.make_parser,
-    "main_forget.py": main_forget.make_parser,
-    "main_backdoor.py": main_backdoor.make_parser,
-    "main_audit.py": main_audit.make_parser,
-    "main_tune.py": main_tune.make_parser,
+PARSERS = {  # every entry script main_*.py has make_parser()
+    **{path.name: importlib.import_module(path.stem).make_parser for path in sorted(ROOT.glob("main_*.py"))},
     "report.py": report.build_parser,
     "scripts/sweep.py": parser_of("scripts/sweep.py", "build_parser"),
     "benchmarks/bench.py": parser_of("benchmarks/bench.py", "build_parser"),

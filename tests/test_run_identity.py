@@ -342,3 +342,35 @@ def test_a_mask_file_in_the_original_codes_layout_loads_and_is_the_same_input(om
     torch.save({"state_dict": foreign}, tmp_path / "foreign.pth.tar")
     argv[argv.index("--mask") + 1] = str(tmp_path / "foreign.pth.tar")
     refused(main_forget.main, [*argv, "--save_dir", str(tmp_path / "c")], capsys, "under encoder", "original code's")
+
+
+# What an FT run and a main_imp.py run recorded in their identities before later flags were added. A new
+# defining flag must be declared with recorded_unless=its default (a method's: Flag(added_later=True)),
+# or every run made before it (the finished sweeps, studies and trials on disk) stops being the same experiment.
+EARLIER_UNLEARNING = {
+    "alpha", "arch", "batch_size", "class_to_replace", "dataset", "decreasing_lr", "imagenet_arch", "momentum",
+    "neggrad_beta", "no_aug", "no_l1_epochs", "num_indexes_to_replace", "saliency_end", "saliency_ratio",
+    "scrub_alpha", "scrub_forget_batch_size", "scrub_gamma", "scrub_msteps", "scrub_temperature", "seed",
+    "split_seed", "ssd_alpha", "ssd_lambda", "train_seed", "train_subset", "unlearn", "unlearn_epochs", "unlearn_lr",
+    "warmup", "weight_decay",
+}  # fmt: skip
+EARLIER_TRAINING = {
+    "arch", "batch_size", "dataset", "decreasing_lr", "epochs", "imagenet_arch", "lr", "momentum", "no_aug",
+    "prune_type", "pruning_times", "random_prune", "rate", "rewind_epoch", "seed", "split_seed", "train_subset",
+    "warmup", "weight_decay",
+}  # fmt: skip
+
+
+def test_flags_added_later_leave_the_identities_of_earlier_runs_as_they_were():
+    ft = main_forget.make_parser().parse_args(["--unlearn", "FT"])
+    assert set(run_identity.of_args(run_identity.UNLEARNING, ft)["args"]) == EARLIER_UNLEARNING
+    trained = main_imp.make_parser().parse_args([])
+    assert set(run_identity.of_args(run_identity.TRAINING, trained)["args"]) == EARLIER_TRAINING
+    # set away from its default, a later flag is recorded, and the run is another experiment
+    pruned = main_forget.make_parser().parse_args(["--unlearn", "FT_prune_bi", "--rate", "0.5"])
+    identity = run_identity.of_args(run_identity.UNLEARNING, pruned)
+    assert identity["args"]["bi_rate"] == 0.5 and "bi_random_prune" not in identity["args"]
+    at_default = run_identity.of_args(
+        run_identity.UNLEARNING, main_forget.make_parser().parse_args(["--unlearn", "FT_prune_bi"])
+    )
+    assert run_identity.differences(at_default, identity) == [("--bi_rate", None, 0.5)]

@@ -12,11 +12,27 @@ from tqdm import tqdm
 from training import interrupts
 from training.runtime import Runtime
 from training.sam import SAM
+from utils import UsageError
 
 
 def cross_entropy(model, images, labels):
     logits = model(images)
     return F.cross_entropy(logits, labels), logits
+
+
+def training_loss(label_smoothing: float = 0.0):
+    """Cross-entropy, or with ε > 0 the label-smoothed ε·mean_k(−log p_k) + (1 − ε)·(−log p_y), which is the
+    original's ``LabelSmoothingCrossEntropy`` (its main_ls.py and retrain_ls)."""
+    if not 0 <= label_smoothing < 1:
+        raise UsageError(f"--label_smoothing {label_smoothing} is outside [0, 1); give an epsilon such as 0.1")
+    if label_smoothing == 0:
+        return cross_entropy
+
+    def smoothed(model, images, labels):
+        logits = model(images)
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing), logits
+
+    return smoothed
 
 
 OPTIMIZERS = ("sgd", "sam")  # main_imp.py --optimizer: plain SGD, or SAM around it (the original's main_sam.py)

@@ -30,6 +30,9 @@ class Flag:
     help: str
     # other spellings the original code uses (e.g. "--rate"), accepted where no shared flag has them
     aliases: tuple[str, ...] = ()
+    # declared after runs were made: identities record it only away from its default (which must never change),
+    # so the runs of other methods made before it stay the same experiments
+    added_later: bool = False
 
 
 @dataclass(frozen=True)

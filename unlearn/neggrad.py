@@ -107,7 +107,11 @@ def neggrad_plus_loss(pairs: PairedBatches, beta: float):
     flags=(
         Flag("neggrad_beta", 0.9999, float, "NegGrad+: weight of CE on D_r; D_f's CE is subtracted with 1 - beta"),
         Flag(
-            "neggrad_forget_batch_size", None, batch_size_or_none, "NegGrad+: batch size on D_f (default: --batch_size)"
+            "neggrad_forget_batch_size",
+            None,
+            batch_size_or_none,
+            "NegGrad+: batch size on D_f (default: --batch_size)",
+            added_later=True,
         ),
     ),
 )

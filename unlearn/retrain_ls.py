@@ -8,17 +8,12 @@ through the shared loop: SGD(--unlearn_lr, --momentum, --weight_decay) with Mult
 retrain_sam.
 """
 
-import torch.nn.functional as F
-
+from training.trainer import training_loss
 from unlearn import Param, register
 from unlearn.loop import iterate
 
 EPSILON = 0.1  # the original's label smoothing
-
-
-def smoothed_cross_entropy(model, images, labels):
-    logits = model(images)
-    return F.cross_entropy(logits, labels, label_smoothing=EPSILON), logits
+smoothed_cross_entropy = training_loss(EPSILON)
 
 
 @register(

@@ -21,23 +21,26 @@ EVERY_RUN = TRAINS + UNLEARNS
 
 
 DEFINES: dict[str, frozenset] = {}
-# Flags added after runs were made: a run's identity records one only when it is set away from this value,
-# so every run made before it existed (at what is now its default) stays the same experiment.
+# Flags added after runs were made, with their default: an identity that lacks one was made before it existed,
+# when the run did what the default does, so it stays the same experiment (run_identity.differences). Those
+# also in RECORDED_UNLESS are left out of new identities at their default, so those stay as they were.
+ABSENT_MEANS: dict[str, object] = {}
 RECORDED_UNLESS: dict[str, object] = {}
 _ALWAYS = object()
 
 
-def add(group, *names, defines=(), recorded_unless=_ALWAYS, **options):
-    """``group.add_argument(*names, **options)``, recording which kinds of run the flag defines (and, for a
-    flag added later, the value at which the identity leaves it out)."""
+def add(group, *names, defines=(), added_later=None, **options):
+    """``group.add_argument(*names, **options)``, recording which kinds of run the flag defines. ``added_later``
+    ("omitted" or "recorded"): a flag declared after runs were made; "omitted" leaves it out of identities
+    at its default, "recorded" (for a flag already recorded so) keeps it in."""
     action = group.add_argument(*names, **options)
     kinds = frozenset(defines)
     if DEFINES.setdefault(action.dest, kinds) != kinds:
         raise ValueError(f"--{action.dest} is declared with two different sets of kinds of run")
-    if recorded_unless is not _ALWAYS:
-        if action.default != recorded_unless:
-            raise ValueError(f"--{action.dest}: a flag added later is left out of identities at its default only")
-        RECORDED_UNLESS[action.dest] = recorded_unless
+    if added_later is not None:
+        ABSENT_MEANS[action.dest] = action.default
+        if added_later == "omitted":
+            RECORDED_UNLESS[action.dest] = action.default
     return action
 
 
@@ -201,7 +204,7 @@ def add_prior_args(group) -> None:
         group,
         "--optimizer",
         defines=TRAINS,
-        recorded_unless="sgd",
+        added_later="omitted",
         choices=OPTIMIZERS,
         default="sgd",
         help="sgd, or sam: SAM around SGD (rho 2, adaptive) in every round, as the original's main_sam.py trains",
@@ -210,7 +213,7 @@ def add_prior_args(group) -> None:
         group,
         "--label_smoothing",
         defines=TRAINS,
-        recorded_unless=0.0,
+        added_later="omitted",
         type=float,
         default=0.0,
         help="label-smoothing epsilon of the training loss (the original's main_ls.py: 0.1)",
@@ -304,7 +307,7 @@ def add_unlearn_args(parser):
 
     for flag in unlearn.method_flags():
         names = [f"--{flag.name}", *(alias for alias in flag.aliases if alias not in parser._option_string_actions)]
-        later = {"recorded_unless": flag.default} if flag.added_later else {}
+        later = {"added_later": flag.added_later} if flag.added_later else {}
         if flag.type is bool:
             add(group, *names, defines=UNLEARNS, action="store_true", help=flag.help, **later)
         else:
@@ -483,10 +486,10 @@ def command_line(values: dict) -> str:
     return shlex.join(words)
 
 
-def recorded_unless() -> dict[str, object]:
-    """{flag: the value at which a run's identity leaves it out}, for the flags added after runs were made."""
+def added_later() -> tuple[dict[str, object], dict[str, object]]:
+    """({flag: default} of the flags added after runs were made, {flag: default} of those left out at it)."""
     full_parser()
-    return dict(RECORDED_UNLESS)
+    return dict(ABSENT_MEANS), dict(RECORDED_UNLESS)
 
 
 def declared_definitions() -> dict[str, frozenset]:

@@ -56,11 +56,25 @@ def declared() -> dict[str, frozenset]:
 
 
 @cache
-def recorded_unless() -> dict[str, object]:
-    """{flag: value} of the flags added after runs were made: an identity leaves such a flag out at that value."""
+def _added_later() -> tuple[dict, dict]:
     from experiments import arg_parser  # here: arg_parser imports this module's kind names
 
-    return arg_parser.recorded_unless()
+    return arg_parser.added_later()
+
+
+def absent_means() -> dict[str, object]:
+    """{flag: default} of the flags added after runs were made: an identity without one means that default."""
+    return _added_later()[0]
+
+
+def recorded_unless() -> dict[str, object]:
+    """{flag: default} of the later flags an identity leaves out at their default."""
+    return _added_later()[1]
+
+
+def _at_default_later(name: str, value) -> bool:
+    defaults = absent_means()
+    return name in defaults and value == _plain(defaults[name])
 
 
 def defining_flags(kind: str, method: str | None = None) -> list[str]:
@@ -174,10 +188,13 @@ def differences(saved, current: dict, partial: bool = False) -> list[tuple[str, 
     if saved.get("kind") != current["kind"]:
         found.append(("kind", saved.get("kind"), current["kind"]))
     for name, value in current["args"].items():
+        if name not in saved["args"] and _at_default_later(name, value):
+            continue  # made before the flag existed, and it is at its default
         if name not in saved["args"] or saved["args"][name] != value:
             found.append((f"--{name}", saved["args"].get(name), value))
     if not partial:
-        found += [(f"--{name}", value, None) for name, value in saved["args"].items() if name not in current["args"]]
+        found += [(f"--{name}", value, None) for name, value in saved["args"].items()
+                  if name not in current["args"] and not _at_default_later(name, value)]  # fmt: skip
     saved_inputs = saved.get("inputs") if isinstance(saved.get("inputs"), dict) else {}
     for name in sorted(set(current["inputs"]) | (set() if partial else set(saved_inputs))):
         found += _input_differences(name, saved_inputs.get(name), current["inputs"].get(name), partial)
@@ -274,7 +291,8 @@ def setting_of(identity: dict) -> dict:
     mask stands for its content. A drawn forget set is fixed by the flags and the seed; only an
     explicit one is named by its content.
     """
-    args = {name: value for name, value in identity.get("args", {}).items() if name not in TRIAL_FLAGS}
+    args = {name: value for name, value in identity.get("args", {}).items()
+            if name not in TRIAL_FLAGS and not _at_default_later(name, value)}  # fmt: skip
     inputs = dict(identity.get("inputs", {}))
     mask = inputs.get("mask")
     if isinstance(mask, dict):
@@ -303,7 +321,8 @@ def _mask_recipe(mask: dict) -> dict:
     made_by = mask.get("made_by")
     if not isinstance(made_by, dict) or not isinstance(made_by.get("args"), dict):
         return {"sha256": mask.get("sha256")}
-    recipe = {name: value for name, value in made_by["args"].items() if name not in TRIAL_FLAGS}
+    recipe = {name: value for name, value in made_by["args"].items()
+              if name not in TRIAL_FLAGS and not _at_default_later(name, value)}  # fmt: skip
     inputs = {name: _drawn_as_scenario(value) if name == "left_out" else value
               for name, value in made_by.get("inputs", {}).items()}  # fmt: skip
     return {"made_by": {"kind": made_by.get("kind"), "args": recipe, "inputs": inputs}, "round": mask.get("round")}

@@ -30,9 +30,10 @@ class Flag:
     help: str
     # other spellings the original code uses (e.g. "--rate"), accepted where no shared flag has them
     aliases: tuple[str, ...] = ()
-    # declared after runs were made: identities record it only away from its default (which must never change),
-    # so the runs of other methods made before it stay the same experiments
-    added_later: bool = False
+    # declared after runs were made (its default must then never change): "omitted" leaves it out of identities
+    # at its default, so runs made before it stay the same experiments; "recorded" keeps it in (for a flag that
+    # identities already record), and an identity without it still means its default
+    added_later: str | None = None
 
 
 @dataclass(frozen=True)

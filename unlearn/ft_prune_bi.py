@@ -39,7 +39,7 @@ def prunes_at(epoch: int, epochs: int) -> bool:
             float,
             "FT_prune_bi: fraction of θ_o's kept conv weights to prune over the run (the original's --rate)",
             aliases=("--rate",),
-            added_later=True,
+            added_later="omitted",
         ),
         Flag(
             "bi_random_prune",
@@ -47,7 +47,7 @@ def prunes_at(epoch: int, epochs: int) -> bool:
             bool,
             "FT_prune_bi: prune at random, not by magnitude (the original's --random_prune)",
             aliases=("--random_prune",),
-            added_later=True,
+            added_later="omitted",
         ),
     ),
     search_space=(Param("unlearn_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),

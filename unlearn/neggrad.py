@@ -111,7 +111,7 @@ def neggrad_plus_loss(pairs: PairedBatches, beta: float):
             None,
             batch_size_or_none,
             "NegGrad+: batch size on D_f (default: --batch_size)",
-            added_later=True,
+            added_later="recorded",
         ),
     ),
 )

@@ -30,7 +30,7 @@ from unlearn.loop import iterate
             float,
             "retrain_sam: SAM's learning rate, constant over the epochs (the original's --lr)",
             aliases=("--lr",),
-            added_later=True,
+            added_later="omitted",
         ),
     ),
     search_space=(Param("sam_lr", 1e-3, 1e-1, log=True), Param("unlearn_epochs", 1, 10, integer=True)),

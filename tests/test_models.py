@@ -11,7 +11,8 @@ from models.normalize import Normalize
 from models.resnet_cifar import ShortcutA
 from utils import UsageError
 
-CONV_COUNTS = {"resnet18": 20, "resnet50": 53, "resnet20s": 19, "resnet44s": 43, "resnet56s": 55, "vgg16_bn": 13}
+CONV_COUNTS = {"resnet18": 20, "resnet50": 53, "resnet20s": 19, "resnet44s": 43, "resnet56s": 55, "vgg16_bn": 13,
+               "vgg16_bn_lth": 13}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +147,7 @@ def test_same_seed_same_weights():
 
 def test_unknown_name_lists_choices():
     choices = ", ".join(sorted(MODELS))
-    assert choices == "resnet18, resnet20s, resnet44s, resnet50, resnet56s, vgg16_bn"
+    assert choices == "resnet18, resnet20s, resnet44s, resnet50, resnet56s, vgg16_bn, vgg16_bn_lth"
     with pytest.raises(UsageError) as err:
         build_model("resnet19", 10)
     assert str(err.value) == f"unknown --arch 'resnet19'; choose from {choices}"
@@ -175,3 +176,19 @@ def test_register_model_adds_to_registry(monkeypatch):
         return net
 
     assert models.MODELS["tiny"] is tiny and "tiny" not in MODELS
+
+
+@pytest.mark.parametrize(
+    ("name", "linears", "parameters"), [("vgg16_bn", 3, 15_316_042), ("vgg16_bn_lth", 1, 14_728_266)]
+)
+def test_the_two_vggs_are_the_originals(name, linears, parameters):
+    """Configuration D with 4 pools; vgg16_bn: 2x2 pooling and a 2048-256-256 MLP; _lth: global pooling and one
+    linear layer; initialised as the original (Kaiming fan-out convs, N(0, 0.01²) linears, zero biases)."""
+    net = build_model(name, 10).net
+    found = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert len(found) == linears and found[-1] is net.fc and found[0].in_features == (2048 if linears == 3 else 512)
+    assert sum(p.numel() for p in net.parameters()) == parameters
+    assert sum(isinstance(m, models.vgg.MaxPoolKeepOne) for m in net.modules()) == 4
+    conv = net.features[0]
+    assert conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.15) and not conv.bias.any()
+    assert net.fc.weight.std().item() == pytest.approx(0.01, rel=0.15) and not net.fc.bias.any()

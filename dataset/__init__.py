@@ -11,7 +11,7 @@ The names other layers use are imported here.
 from dataset import readers  # noqa: E402,F401,I001  (registers every reader)
 from dataset.batches import Batches, augment, augment_draws, random_crop
 from dataset.data import Data, build_data, load_data
-from dataset.forget_set import ForgetSet, choose_forget_set, parse_indices
+from dataset.forget_set import NUMBERINGS, ForgetSet, choose_forget_set, forget_set_of, parse_indices
 from dataset.poisoning import add_trigger  # noqa: E402
 from dataset.registry import DATASETS, DatasetEntry, RawDataset, dataset_help, get_dataset, load_raw, register_dataset
 from dataset.splits import select_forget, stratified_subset, validation_split
@@ -24,12 +24,14 @@ __all__ = [
     "Batches",
     "Data",
     "ForgetSet",
+    "NUMBERINGS",
     "RawDataset",
     "add_trigger",
     "augment",
     "augment_draws",
     "build_data",
     "choose_forget_set",
+    "forget_set_of",
     "load_data",
     "load_raw",
     "parse_indices",

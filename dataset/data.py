@@ -37,6 +37,8 @@ class Data:
     official_train_indices: np.ndarray
     info: dict
     train_subset: int | None = None  # size of the stratified subset of the official training set, if any
+    official_val_indices: np.ndarray | None = None  # where the validation samples are in the official training set
+    official_train_size: int | None = None  # samples in the official training set
 
     @property
     def in_channels(self) -> int:
@@ -101,6 +103,8 @@ def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset:
         official_train_indices=train_idx,
         info=raw.info,
         train_subset=train_subset,
+        official_val_indices=val_idx,
+        official_train_size=len(labels),
     )
 
 

@@ -31,9 +31,19 @@ class ForgetSet:
         return f"scenario: CLASS-WISE forgetting of part of one class ({share})"
 
 
+NUMBERINGS = ("split", "official")  # --index_numbering: positions in D (after the validation split), or in the
+# official training set (what released forget sets use)
+
+
 def parse_indices(text: str) -> np.ndarray:
     """A comma-separated list, or a .npy / .txt / .json file of integers (a 1-D list; nothing is rounded)."""
     path = Path(text)
+    if path.suffix in (".pkl", ".pickle"):
+        raise UsageError(
+            f"--indexes_to_replace '{text}' is a pickle, which is not read (loading one can run code); save the "
+            f"indices as .npy: python -c \"import pickle, numpy; numpy.save('forget.npy', numpy.asarray(pickle.load("
+            f"open('{text}', 'rb'))).astype('int64'))\" (only for a file you trust)"
+        )
     try:
         if path.suffix == ".npy" and path.is_file():
             values = _integer_array(np.load(path, allow_pickle=False), text)
@@ -72,13 +82,48 @@ def _as_int64(values, text: str) -> np.ndarray:
     return np.asarray([int(v) for v in values], dtype=np.int64).reshape(-1)
 
 
-def choose_forget_set(labels: np.ndarray, num_classes: int, args) -> ForgetSet:
-    """Apply the selection rule and refuse impossible requests with a message naming the fix."""
+def official_to_split(indices: np.ndarray, data) -> np.ndarray:
+    """Indices into the official training set as positions in D; one in the validation split, outside the
+    --train_subset sample or outside the official set is refused, naming it."""
+    size = data.official_train_size
+    outside = indices[(indices < 0) | (indices >= size)]
+    if len(outside):
+        raise UsageError(f"--indexes_to_replace holds {outside[0]}, outside the official training set's 0..{size - 1}")
+    position = np.full(size, -1, dtype=np.int64)
+    position[data.official_train_indices] = np.arange(len(data.official_train_indices))
+    missing = indices[position[indices] < 0]
+    if len(missing):
+        index = int(missing[0])
+        if np.isin(index, data.official_val_indices):
+            raise UsageError(
+                f"--indexes_to_replace: official index {index} (and {len(missing) - 1} more) is in the validation "
+                f"split (--split_seed {data.split_seed}), which is never trained on; drop those indices"
+            )
+        raise UsageError(
+            f"--indexes_to_replace: official index {index} (and {len(missing) - 1} more) is not in the "
+            f"--train_subset {data.train_subset} sample; drop those indices or the subset"
+        )
+    return position[indices]
+
+
+def forget_set_of(data, args) -> ForgetSet:
+    """The forget set ``args`` choose in ``data`` (what every script calls)."""
+    official = data if getattr(args, "index_numbering", "split") == "official" else None
+    return choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args, official=official)
+
+
+def choose_forget_set(labels: np.ndarray, num_classes: int, args, official=None) -> ForgetSet:
+    """Apply the selection rule and refuse impossible requests with a message naming the fix.
+
+    ``official``: the ``Data`` whose official numbering --indexes_to_replace uses (--index_numbering official).
+    """
     n_train = len(labels)
     if args.indexes_to_replace is not None:
         if args.num_indexes_to_replace is not None:
             raise UsageError("give either --num_indexes_to_replace or --indexes_to_replace, not both")
         forget = parse_indices(args.indexes_to_replace)
+        if official is not None and len(forget):
+            forget = official_to_split(forget, official)
         if len(forget) == 0:
             raise UsageError("--indexes_to_replace is empty; give at least one training index")
         bad = forget[(forget < 0) | (forget >= n_train)]

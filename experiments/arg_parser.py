@@ -262,6 +262,17 @@ def add_forget_set_args(group) -> None:
     )
     add(group, "--class_to_replace", defines=UNLEARNS, type=int, default=0, help="class to forget from (-1: any class)")
     add(group, "--indexes_to_replace", default=None, help="explicit forget indices: comma list or .npy/.txt file")
+    add(
+        group,
+        "--index_numbering",
+        defines=UNLEARNS,
+        added_later="omitted",
+        choices=dataset.NUMBERINGS,
+        default="split",
+        help="what --indexes_to_replace counts: split = positions in the training set after the validation split "
+        "(the original's meaning); official = positions in the official training set, as released forget sets "
+        "number them (one in the validation split is refused)",
+    )
 
 
 def add_leave_out_args(parser):

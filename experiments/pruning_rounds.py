@@ -56,6 +56,8 @@ def _warn_unused_forget_flags(args) -> None:
              if getattr(args, name, None) is not None]  # fmt: skip
     if getattr(args, "class_to_replace", 0) != 0:
         given.append("--class_to_replace")
+    if getattr(args, "index_numbering", "split") != "split":
+        given.append("--index_numbering")
     for flag in given:
         print(f"warning: {flag} is not used without --leave_out_forget (main_forget.py chooses the forget set)",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -68,7 +70,7 @@ def left_out_forget_set(args, data):
         return None
     seed = args.forget_seed if args.forget_seed is not None else args.seed
     chooser = argparse.Namespace(**{**vars(args), "seed": seed})
-    return dataset.choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, chooser)
+    return dataset.forget_set_of(data, chooser)
 
 
 def training_model(args, data, runtime, kind: str = run_identity.TRAINING, **inputs):

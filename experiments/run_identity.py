@@ -272,7 +272,9 @@ def expected_from_argv(argv: list[str], mask_fingerprint=None) -> dict:
     if kind in WITH_METHOD:
         sha = mask_fingerprint(args.mask) if args.mask is not None and mask_fingerprint is not None else None
         inputs["mask"] = {"sha256": sha} if sha is not None else None
-        if args.indexes_to_replace is not None:
+        if args.indexes_to_replace is not None and args.index_numbering == "official":
+            inputs["forget_set"] = {"scenario": "indices"}  # where they fall in D is known only with the data
+        elif args.indexes_to_replace is not None:
             sha = indices_fingerprint(parse_indices(args.indexes_to_replace))
             inputs["forget_set"] = {"scenario": "indices", "sha256": sha}
         else:

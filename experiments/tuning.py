@@ -443,7 +443,7 @@ def prepare(args, log) -> dict:
     state_dict, checkpoint = training_files.load_mask_file(args.mask, args)
     runtime = make_runtime(args)
     data = without_test(dataset.load_data(args, runtime.device))
-    forget = dataset.choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
+    forget = dataset.forget_set_of(data, args)
     run_identity.check_left_out(checkpoint, forget)
     identity = run_identity.of_args(
         run_identity.UNLEARNING,

@@ -15,7 +15,7 @@ import dataset
 import pruner
 import unlearn
 import utils
-from dataset import choose_forget_set
+from dataset import forget_set_of
 from evaluation.metrics import evaluate, evaluate_diverged
 from evaluation.outputs import per_example_outputs, save_outputs
 from experiments import run_files, run_identity, training_files, unlearning_files
@@ -112,7 +112,7 @@ def run(args, log) -> dict:
     with run_files.FolderLock(args.save_dir, args.unlearn, check=refuse) as lock:
         runtime = make_runtime(args)
         data = dataset.load_data(args, runtime.device)
-        forget = choose_forget_set(data.train_labels.cpu().numpy(), data.num_classes, args)
+        forget = forget_set_of(data, args)
         run_identity.check_left_out(checkpoint, forget)
         model = prepare_model(args, data, method, state_dict, runtime)
         identity = unlearning_identity(args, checkpoint, state_dict, forget)

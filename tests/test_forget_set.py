@@ -2,6 +2,7 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
 
 from dataset import choose_forget_set, parse_indices
 from utils import UsageError
@@ -67,3 +68,43 @@ def test_explicit_indices(tmp_path):
 def test_bad_requests_are_refused(kw, message):
     with pytest.raises(UsageError, match=message):
         choose_forget_set(LABELS, 4, args(**kw))
+
+
+# ----------------------------------------------------------------------------- official numbering
+
+
+def test_official_numbering_selects_the_official_training_sets_images_and_refuses_validation_ones(digits_raw, tmp_path):
+    import dataset
+
+    data = dataset.build_data(digits_raw, split_seed=1, train_subset=600)
+    official = np.asarray(sorted(data.official_train_indices[[5, 17, 200, 3]]))  # a released set: official numbers
+    np.save(tmp_path / "forget.npy", official)
+    chosen = dataset.forget_set_of(
+        data, args(indexes_to_replace=str(tmp_path / "forget.npy"), index_numbering="official")
+    )
+    # the images D holds at the chosen positions are the official training set's images at those numbers
+    assert torch.equal(data.train_images[torch.from_numpy(chosen.forget_indices)], digits_raw.train_images[official])
+    assert chosen.scenario == "indices" and len(chosen.retain_indices) == len(data.train_labels) - 4
+    split = dataset.forget_set_of(data, args(indexes_to_replace="5,17", index_numbering="split"))
+    assert split.forget_indices.tolist() == [5, 17]  # today's meaning stays the default
+    held_out = int(data.official_val_indices[0])
+    with pytest.raises(UsageError, match=f"official index {held_out} .* is in the validation split"):
+        dataset.forget_set_of(data, args(indexes_to_replace=f"{official[0]},{held_out}", index_numbering="official"))
+    unused = int(
+        np.setdiff1d(
+            np.arange(len(digits_raw.train_labels)), np.r_[data.official_train_indices, data.official_val_indices]
+        )[0]
+    )
+    with pytest.raises(UsageError, match=f"official index {unused} .* not in the --train_subset 600 sample"):
+        dataset.forget_set_of(data, args(indexes_to_replace=str(unused), index_numbering="official"))
+    size = len(digits_raw.train_labels)
+    with pytest.raises(UsageError, match=f"outside the official training set's 0..{size - 1}"):
+        dataset.forget_set_of(data, args(indexes_to_replace=str(size), index_numbering="official"))
+
+
+def test_a_pickle_is_refused_with_how_to_convert_it(tmp_path):
+    import pickle
+
+    (tmp_path / "forget.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(UsageError, match=r"is a pickle, which is not read .* numpy.save"):
+        parse_indices(str(tmp_path / "forget.pkl"))

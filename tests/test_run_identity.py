@@ -383,3 +383,5 @@ def test_flags_added_later_leave_the_identities_of_earlier_runs_as_they_were():
         run_identity.UNLEARNING, main_forget.make_parser().parse_args(["--unlearn", "FT_prune_bi"])
     )
     assert run_identity.differences(at_default, identity) == [("--bi_rate", None, 0.5)]
+    released = main_forget.make_parser().parse_args(["--indexes_to_replace", "3,4", "--index_numbering", "official"])
+    assert run_identity.of_args(run_identity.UNLEARNING, released)["args"]["index_numbering"] == "official"

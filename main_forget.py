@@ -22,6 +22,7 @@ def make_parser():
         help="also write {save_dir}/{unlearn}_outputs.npz: logits of every forget example and of a fixed "
         "1000-example test sample, with their indices and labels (the input of main_audit.py)",
     )
+    arg_parser.add_relearn_args(parser)
     arg_parser.add_unused_args(parser, UNUSED)
     return parser
 

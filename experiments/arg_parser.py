@@ -329,6 +329,30 @@ def add_unlearn_args(parser):
 PUBLISHED = "published"
 
 
+def add_relearn_args(parser) -> None:
+    """main_forget.py's optional relearn-time metric (evaluation/relearn.py); it does not define the run."""
+    group = parser.add_argument_group("relearn time (an optional metric, measured after the evaluation)")
+    add(
+        group,
+        "--relearn",
+        action="store_true",
+        help="measure the relearn time: SGD steps on D_f until D_f accuracy reaches Retrain's plus --relearn_margin",
+    )
+    add(
+        group,
+        "--relearn_reference",
+        default=None,
+        help="folder of the Retrain run of the same mask and forget set, whose D_f accuracy is the target's base "
+        "(not needed for --unlearn retrain, which is its own)",
+    )
+    add(group, "--relearn_margin", type=float, default=5.0, help="points above Retrain's D_f accuracy to reach")
+    add(group, "--relearn_lr", type=float, default=0.01, help="learning rate of the relearning SGD (momentum 0.9)")
+    add(group, "--relearn_batch_size", type=int, default=32, help="batch size of the relearning steps")
+    add(group, "--relearn_max_steps", type=int, default=100, help="steps after which relearning counts as not reached")
+    add(group, "--relearn_samples", type=int, default=None,
+        help="relearn on a seeded subset of this many D_f images (default: all of D_f)")  # fmt: skip
+
+
 def add_preset_arg(group) -> None:
     add(
         group,

@@ -285,6 +285,20 @@ def expected_from_argv(argv: list[str], mask_fingerprint=None) -> dict:
 # ----------------------------------------------------------------------------- grouping (report.py)
 
 
+def reference_problem(reference: dict, ours: dict) -> str | None:
+    """Why the identity ``reference`` is not the Retrain run of the unlearning identity ``ours`` (None: it is)."""
+    if reference.get("args", {}).get("unlearn") != "retrain":
+        return f"it is a run of --unlearn {reference.get('args', {}).get('unlearn')}"
+    inputs, mine = reference.get("inputs", {}), ours["inputs"]
+    for name in ("mask", "forget_set"):
+        if (inputs.get(name) or {}).get("sha256") != mine[name]["sha256"]:
+            return f"{INPUT_NAMES[name]} differs"
+    for name in REFERENCE_FLAGS:
+        if reference["args"].get(name) != ours["args"].get(name):
+            return f"--{name} is {reference['args'].get(name)!r} there, {ours['args'].get(name)!r} here"
+    return None
+
+
 def setting_of(identity: dict) -> dict:
     """What varies between experiments, not between trials: the identity without its seeds.
 

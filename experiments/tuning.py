@@ -217,7 +217,7 @@ def load_reference(path, setup: dict, args) -> tuple[dict, dict]:
         )
     saved = unlearning_files.read_finished(path)
     identity = saved.get("identity") if isinstance(saved.get("identity"), dict) else {}
-    problem = _reference_problem(identity, setup["identity"])
+    problem = run_identity.reference_problem(identity, setup["identity"])
     if problem:
         raise UsageError(
             f"--reference '{path}' is not this setting's Retrain: {problem}; give the Retrain run of the same "
@@ -227,19 +227,6 @@ def load_reference(path, setup: dict, args) -> tuple[dict, dict]:
     pruner.load_pruned_state(model, saved["state_dict"])
     pruner.refresh_weights(model)
     return measure(model, setup["data"], setup["forget"], setup["runtime"]), identity
-
-
-def _reference_problem(reference: dict, ours: dict) -> str | None:
-    if reference.get("args", {}).get("unlearn") != "retrain":
-        return f"it is a run of --unlearn {reference.get('args', {}).get('unlearn')}"
-    inputs, mine = reference.get("inputs", {}), ours["inputs"]
-    for name in ("mask", "forget_set"):
-        if (inputs.get(name) or {}).get("sha256") != mine[name]["sha256"]:
-            return f"{run_identity.INPUT_NAMES[name]} differs"
-    for name in run_identity.REFERENCE_FLAGS:
-        if reference["args"].get(name) != ours["args"].get(name):
-            return f"--{name} is {reference['args'].get(name)!r} there, {ours['args'].get(name)!r} here"
-    return None
 
 
 def setting_of(setup: dict, space, args) -> dict:

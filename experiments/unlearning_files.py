@@ -134,6 +134,7 @@ def write_eval_results(path, args, method, data, forget, model, evaluation: dict
         "MIA_efficacy": evaluation["MIA_efficacy"],
         "RTE_min": rte_min,
         "accuracy": evaluation["accuracy"],
+        "relearn": evaluation.get("relearn"),  # main_forget.py --relearn, else None
         "SVC_MIA_forget_efficacy": evaluation["SVC_MIA_forget_efficacy"],
         "SVC_MIA_training_privacy": evaluation["SVC_MIA_training_privacy"],
         "unlearn_stats": stats,

@@ -18,7 +18,7 @@ import utils
 from dataset import forget_set_of
 from evaluation.metrics import evaluate, evaluate_diverged
 from evaluation.outputs import per_example_outputs, save_outputs
-from experiments import run_files, run_identity, training_files, unlearning_files
+from experiments import relearn_run, run_files, run_identity, training_files, unlearning_files
 from experiments.arg_parser import parse_milestones
 from experiments.experiment import build_model, make_runtime, model_meta, validate_common
 from training import interrupts
@@ -32,6 +32,7 @@ def validate(args) -> None:
     """Checks of main_forget.py that need no data."""
     validate_common(args)
     unlearn.get_method(args.unlearn)
+    relearn_run.validate(args)
     if args.mask is None:
         raise UsageError(
             "--mask is required: give the checkpoint to unlearn from (e.g. runs/omp/1model_SA_best.pth.tar)"
@@ -165,6 +166,9 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
     interrupts.check("the evaluation (the unlearning step is saved)")
     sets = (model, data, forget.forget_indices, forget.retain_indices, runtime, forget.forgotten_class)
     evaluation = _evaluate(sets, done, stats, log)
+    if args.relearn and not stats.get("diverged"):
+        interrupts.check("the relearn time (the evaluation is saved)")
+        evaluation["relearn"] = relearn_run.measure(args, model, data, forget, runtime, identity, evaluation, log)
     save(evaluation)
     results = unlearning_files.write_eval_results(
         files["results"], args, method, data, forget, model, evaluation, rte_min, stats, identity

@@ -163,6 +163,9 @@ def parse_eval(record: dict, path: Path) -> dict:
     run["RTE"] = _field(record, "RTE_min", float)
     if not run["RTE"] >= 0:
         raise ValueError(f"'RTE_min' is {run['RTE']}, not a duration (>= 0)")
+    relearn = record.get("relearn")  # main_forget.py --relearn; steps None: not reached within its max
+    run["relearn_measured"] = isinstance(relearn, dict)
+    run["relearn_steps"] = relearn.get("steps") if run["relearn_measured"] else None
     return run
 
 
@@ -329,7 +332,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         for short, _, _ in METRICS:
             _with_interval(row, short, [run[short] for run in members])
         row["RTE_mean"], row["RTE_std"] = _mean_std([run["RTE"] for run in members])
-        row |= _output_distances(members)
+        row |= _output_distances(members) | _relearn(members)
         rows.append(row)
     references = _retrain_references(rows)
     for row in rows:
@@ -374,6 +377,15 @@ def _output_distances(members: list[dict]) -> dict:
         values = [run[name] for run in measured]
         row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values) if values else (None, None)
     return row
+
+
+def _relearn(members: list[dict]) -> dict:
+    """Relearn steps, mean/std over the trials that measured and reached the target; how many did not reach it."""
+    measured = [run for run in members if run.get("relearn_measured")]
+    reached = [run["relearn_steps"] for run in measured if run["relearn_steps"] is not None]
+    mean, std = _mean_std(reached) if reached else (None, None)
+    return {"relearn_mean": mean, "relearn_std": std, "relearn_measured": len(measured),
+            "relearn_not_reached": len(measured) - len(reached)}  # fmt: skip
 
 
 def summarise_backdoor(runs: list[dict]) -> list[dict]:

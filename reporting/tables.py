@@ -64,6 +64,8 @@ def to_markdown(rows: list[dict]) -> str:
             parts.append(interval_markdown(setting_rows))
         if any(row.get("paired_seeds") for row in setting_rows):
             parts.append(distance_markdown(setting_rows))
+        if any(row.get("relearn_measured") for row in setting_rows):
+            parts.append(relearn_markdown(setting_rows))
     return "\n\n".join(parts) + ("\n" if parts else "")
 
 
@@ -102,6 +104,21 @@ def distance_markdown(setting_rows: list[dict]) -> str:
     return (
         "Distance to Retrain of the same seed, mean±std over paired seeds (JS in nats; lower is closer):\n\n"
         + markdown_table(header, ["---:", "---"] + ["---:"] * 4, body)
+    )
+
+
+def relearn_markdown(setting_rows: list[dict]) -> str:
+    """One setting's relearn time (main_forget.py --relearn): steps until D_f accuracy passes Retrain's + margin."""
+    header = ["Sparsity", "Method", "Relearn steps", "Not reached", "Trials measured"]
+    body = [
+        [f"{row['sparsity']:.1f}%", row["name"], _distance_cell(row, "relearn", 1)]
+        + [str(row["relearn_not_reached"]) if row.get("relearn_measured") else "", str(row.get("relearn_measured", 0))]
+        for row in setting_rows
+    ]
+    return (
+        "Relearn time: SGD steps on D_f until its accuracy reaches Retrain's plus the margin, mean±std over the "
+        "trials that reached it (fewer steps: more of D_f is still in the weights):\n\n"
+        + markdown_table(header, ["---:", "---"] + ["---:"] * 3, body)
     )
 
 
@@ -151,7 +168,8 @@ def to_csv(rows: list[dict]) -> str:
     columns += ["RTE_mean", "RTE_std", "avg_gap"]
     for name in output_distance.OUTPUT_METRICS:
         columns += [f"{name}_mean", f"{name}_std"]
-    return csv_text(rows, columns + ["paired_seeds"])
+    columns += ["paired_seeds", "relearn_mean", "relearn_std", "relearn_measured", "relearn_not_reached"]
+    return csv_text(rows, columns)
 
 
 RUN_FIELDS = ("path", "kind", "dataset", "arch", "method", "sparsity", "seed")
@@ -161,6 +179,7 @@ def runs_to_csv(runs: list[dict]) -> str:
     """runs.csv: one row per run read, with every metric and every field of its run identity
     (``identity.args.unlearn_lr``, ``identity.inputs.mask.sha256``, ...)."""
     metrics = [short for short, _, _ in METRICS] + ["RTE", *output_distance.OUTPUT_METRICS, *BACKDOOR_METRICS]
+    metrics.append("relearn_steps")
     flats = [{f"identity.{k}": v for k, v in run_identity.flat(run["identity"]).items()} for run in runs]
     identity_columns = sorted({column for flat in flats for column in flat})
     rows = [

@@ -1,0 +1,112 @@
+"""Relearn time (evaluation/relearn.py, main_forget.py --relearn, report.py's table) on digits."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ARCH
+
+import dataset
+import main_forget
+import report
+import utils
+from evaluation.relearn import RelearnSettings, relearn_time
+from models import build_model
+from training.runtime import Runtime
+from training.trainer import accuracy
+
+RUNTIME = Runtime(torch.device("cpu"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(digits_raw):
+    return dataset.build_data(digits_raw, split_seed=1, train_subset=400)
+
+
+def fresh_model(data, seed=0):
+    torch.manual_seed(seed)
+    return build_model("resnet20s", data.num_classes, in_channels=1, mean=data.mean, std=data.std)
+
+
+def test_the_count_is_the_first_step_at_the_target_written_out_and_the_model_is_untouched(data):
+    model, forget = fresh_model(data), np.arange(0, 60)
+    before = copy.deepcopy(model.state_dict())
+    settings = RelearnSettings(lr=0.05, batch_size=16, max_steps=30, seed=3)
+    result = relearn_time(model, data, forget, RUNTIME, target=60.0, settings=settings)
+
+    plain = copy.deepcopy(model)  # the loop written out: SGD steps on shuffled D_f batches, D_f accuracy after each
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.05, momentum=0.9)
+    batches, curve = data.train_batches(forget, batch_size=16, augment=False, seed=3), []
+    curve.append(accuracy(plain, data.eval_batches("train", forget), RUNTIME))
+    for epoch in range(10):
+        batches.set_epoch(epoch)
+        for images, labels in batches:
+            plain.train()
+            optimizer.zero_grad()
+            F.cross_entropy(plain(images), labels).backward()
+            optimizer.step()
+            curve.append(accuracy(plain, data.eval_batches("train", forget), RUNTIME))
+    first = next(i for i, value in enumerate(curve) if value >= 60.0)
+    assert result["reached"] and result["steps"] == first > 0
+    assert result["curve"] == pytest.approx(curve[: first + 1])
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+
+
+def test_not_reached_within_the_budget_is_none_and_a_known_d_f_is_zero_steps(data):
+    model, forget = fresh_model(data), np.arange(0, 60)
+    never = relearn_time(model, data, forget, RUNTIME, 101.0, RelearnSettings(max_steps=3, samples=20))
+    assert never["steps"] is None and not never["reached"] and len(never["curve"]) == 4 and never["relearned_on"] == 20
+    already = relearn_time(model, data, forget, RUNTIME, 0.0, RelearnSettings())
+    assert already["steps"] == 0 and already["curve"] == [already["accuracy_before"]]
+
+
+@pytest.fixture(scope="module")
+def runs(omp_dir, tmp_path_factory):
+    """Retrain (its own reference) and FT against it, with --relearn, on one random forget set."""
+    root = tmp_path_factory.mktemp("relearn")
+    common = [*ARCH, "--mask", str(omp_dir / "1model_SA_best.pth.tar"), "--class_to_replace", "-1"]
+    common += ["--num_indexes_to_replace", "40", "--unlearn_epochs", "1", "--relearn", "--relearn_max_steps", "40"]
+    main_forget.main([*common, "--unlearn", "retrain", "--save_dir", str(root / "retrain")])
+    main_forget.main([*common, "--unlearn", "FT", "--relearn_reference", str(root / "retrain"),
+                      "--save_dir", str(root / "FT")])  # fmt: skip
+    return root, common
+
+
+def test_main_forget_records_the_relearn_time_against_its_retrain_and_report_shows_it(runs, tmp_path):
+    root, _ = runs
+    retrain = json.loads((root / "retrain" / "retrain_eval.json").read_text())
+    ft = json.loads((root / "FT" / "FT_eval.json").read_text())
+    base = retrain["accuracy"]["forget"]
+    for record in (retrain, ft):
+        relearn = record["relearn"]
+        assert relearn["reference_accuracy"] == pytest.approx(base)
+        assert relearn["target"] == pytest.approx(min(100.0, base + 5.0))
+        assert relearn["accuracy_before"] == pytest.approx(record["accuracy"]["forget"])
+        if relearn["reached"]:
+            assert (
+                relearn["curve"][relearn["steps"]]
+                >= relearn["target"]
+                > max(relearn["curve"][: relearn["steps"]] + [-1])
+            )
+    report.main([str(root), "--out", str(tmp_path / "report"), "--no-output-metrics"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Relearn time" in text
+    rows = (tmp_path / "report" / "report.csv").read_text().splitlines()
+    assert "relearn_mean" in rows[0] and all(
+        line.split(",")[rows[0].split(",").index("relearn_measured")] == "1" for line in rows[1:]
+    )
+
+
+def test_a_relearn_reference_of_another_forget_set_or_none_is_refused_in_one_line(runs, tmp_path, capsys):
+    root, common = runs
+    for extra, words in (
+        (["--relearn_reference", str(root / "retrain"), "--seed", "7"], "the forget set differs"),
+        ([], "--relearn needs --relearn_reference"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            utils.run_cli(main_forget.main, [*common, "--unlearn", "FT", *extra, "--save_dir", str(tmp_path / "x")])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1 and words in err, err

@@ -1,4 +1,5 @@
-"""Masks over conv weights: global magnitude / random pruning, extract, apply, remove, sparsity.
+"""Masks over conv weights (and Swin-T's linear ones): global magnitude / random pruning, extract, apply, remove,
+sparsity.
 
 Pruning uses ``torch.nn.utils.prune``, so a pruned conv holds ``weight_orig`` and a
 ``weight_mask`` buffer and its effective weight is their product: a pruned weight stays exactly
@@ -17,9 +18,18 @@ import torch.nn.utils.prune as prune
 from utils import UsageError
 
 
-def conv_modules(model: nn.Module):
-    """(name, module) of every Conv2d, in registration order."""
-    return [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
+def prunable_modules(model: nn.Module):
+    """(name, module) of every layer whose weight the mask covers, in registration order: every Conv2d, and
+    in a network that declares ``prunes_linear`` (Swin-T, which has no convolution) every Linear but the
+    head ``fc``, which stays dense as the ResNets' and VGGs' heads do."""
+    linear = any(getattr(module, "prunes_linear", False) for module in model.modules())
+
+    def covered(name, module):
+        return isinstance(module, nn.Conv2d) or (
+            linear and isinstance(module, nn.Linear) and name.split(".")[-1] != "fc"
+        )
+
+    return [(name, module) for name, module in model.named_modules() if covered(name, module)]
 
 
 def _random_generator_prune(generator):
@@ -58,7 +68,7 @@ def global_prune(model: nn.Module, rate: float, method: str = "l1", seed: int = 
     if method not in PRUNERS:
         raise UsageError(f"unknown pruning method '{method}'; choose from {', '.join(PRUNERS)}")
     check_rate(rate)
-    parameters = [(module, "weight") for _, module in conv_modules(model)]
+    parameters = [(module, "weight") for _, module in prunable_modules(model)]
     generator = torch.Generator().manual_seed(seed)
     prune.global_unstructured(parameters, pruning_method=PRUNERS[method](generator), amount=rate)
 
@@ -92,10 +102,10 @@ def mask_overlap(first: dict, second: dict) -> dict[str, dict]:
 
 def apply_mask(model: nn.Module, masks: dict) -> None:
     """Attach ``masks`` (keys '<module>.weight_mask') to the model's convs as prune re-parametrisations."""
-    modules = dict(conv_modules(model))
+    modules = dict(prunable_modules(model))
     unknown = [key for key in masks if key[: -len(".weight_mask")] not in modules]
     if unknown:
-        raise UsageError(f"mask '{unknown[0]}' names no conv layer of this model; is the mask for another --arch?")
+        raise UsageError(f"mask '{unknown[0]}' names no prunable layer of this model; is the mask for another --arch?")
     for key, mask in masks.items():
         module = modules[key[: -len(".weight_mask")]]
         if tuple(mask.shape) != tuple(module.weight.shape):
@@ -121,14 +131,14 @@ def check_mask_values(key: str, mask: torch.Tensor) -> None:
 
 def remove_pruning(model: nn.Module) -> None:
     """Bake masks into plain ``weight`` tensors (zeros stay) and drop the re-parametrisation."""
-    for _, module in conv_modules(model):
+    for _, module in prunable_modules(model):
         if prune.is_pruned(module):
             prune.remove(module, "weight")
 
 
 def refresh_weights(model: nn.Module) -> None:
     """Recompute ``weight = weight_orig * weight_mask`` now (prune's hook only does it on forward)."""
-    for _, module in conv_modules(model):
+    for _, module in prunable_modules(model):
         if prune.is_pruned(module):
             module.weight = module.weight_orig * module.weight_mask
 
@@ -149,9 +159,9 @@ def masks_of(model: nn.Module) -> dict:
 
 
 def remaining_weight_ratio(model: nn.Module) -> float:
-    """Fraction of conv weights that are kept (1.0 for a dense model)."""
+    """Fraction of the prunable weights (prunable_modules) that are kept (1.0 for a dense model)."""
     kept = total = 0
-    for _, module in conv_modules(model):
+    for _, module in prunable_modules(model):
         mask = getattr(module, "weight_mask", None)
         total += module.weight.numel()
         kept += module.weight.numel() if mask is None else int(mask.sum().item())
@@ -216,7 +226,7 @@ def synflow_prune(model: nn.Module, rate: float, input_shape, iterations: int = 
     check_rate(rate)
     if iterations < 1:
         raise UsageError(f"SynFlow needs at least one iteration, got {iterations}")
-    convs = [module for _, module in conv_modules(model)]
+    convs = [module for _, module in prunable_modules(model)]
     with torch.no_grad():  # a pruned weight computed under autograd cannot be deep-copied
         refresh_weights(model)
     scorer = copy.deepcopy(model).double().eval()  # eval: batch-norm uses its running statistics
@@ -226,7 +236,7 @@ def synflow_prune(model: nn.Module, rate: float, input_shape, iterations: int = 
         for value in scorer.state_dict().values():
             if value.is_floating_point():
                 value.abs_()
-    weights = [module.weight for _, module in conv_modules(scorer)]
+    weights = [module.weight for _, module in prunable_modules(scorer)]
     magnitudes = [weight.detach().clone() for weight in weights]
     masks = [_mask_or_ones(module).detach().to(magnitudes[0].device, torch.bool) for module in convs]
     ones = torch.ones(1, *input_shape, dtype=torch.float64, device=magnitudes[0].device)

@@ -198,7 +198,7 @@ def add_train_args(parser, unlearning: bool = False):
 
 def add_prior_args(group) -> None:
     """The original's "other priors than sparsity" for training: SAM (its main_sam.py), label smoothing (main_ls.py)."""
-    from training.trainer import OPTIMIZERS
+    from training.trainer import OPTIMIZERS, SCHEDULES
 
     add(
         group,
@@ -207,7 +207,17 @@ def add_prior_args(group) -> None:
         added_later="omitted",
         choices=OPTIMIZERS,
         default="sgd",
-        help="sgd, or sam: SAM around SGD (rho 2, adaptive) in every round, as the original's main_sam.py trains",
+        help="sgd; sam: SAM around SGD (rho 2, adaptive) in every round, as the original's main_sam.py trains; "
+        "adam: Adam at --lr without weight decay, as its main_vit.py trains Swin-T",
+    )
+    add(
+        group,
+        "--schedule",
+        defines=TRAINS,
+        added_later="omitted",
+        choices=SCHEDULES,
+        default="multistep",
+        help="multistep: the LR times 0.1 at --decreasing_lr; cosine: annealed to 0 over --epochs (main_vit.py)",
     )
     add(
         group,

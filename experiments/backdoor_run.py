@@ -191,7 +191,7 @@ def _run_locked(args, method, runtime, clean, data, poisoned, record, path, chec
     model = prepare_model(args, data, method, state_dict, runtime)
     log(
         f"method: {args.unlearn} ({method.paper_name}) on {path}; "
-        f"{100 * pruner.remaining_weight_ratio(model):.2f}% of conv weights remain; {args.arch} on {runtime.device}"
+        f"{100 * pruner.remaining_weight_ratio(model):.2f}% of prunable weights remain; {args.arch} on {runtime.device}"
     )
     ctx = unlearning_context(args, data, forget, runtime, method, log)
     rte_min, stats = run_unlearning(model, method, ctx, files["progress"], identity)

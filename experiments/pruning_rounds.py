@@ -158,7 +158,7 @@ def run_imp(args, data, model, runtime, log=print, meta=None, resume=None):
         optimizer, scheduler = round_optimizer(args, model, k, optimizer_state)
         optimizer_state = None
         ratio = pruner.remaining_weight_ratio(model)
-        log(f"round {k + 1}/{args.pruning_times}: {100 * ratio:.2f}% of conv weights remain")  # logs count from 1
+        log(f"round {k + 1}/{args.pruning_times}: {100 * ratio:.2f}% of prunable weights remain")  # logs count from 1
         train_round(rounds, data, runtime, optimizer, scheduler, ratio, log)
         finish_round(rounds, ratio, log)
         if k + 1 < args.pruning_times:
@@ -205,7 +205,7 @@ def round_optimizer(args, model, k: int, saved_state=None):
     """Round k's optimiser (--optimizer) and LR schedule; a rewound round continues the schedule where its
     weights were saved."""
     optimizer = make_optimizer(model, args.lr, args.momentum, args.weight_decay, kind=args.optimizer)
-    scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr))
+    scheduler = make_scheduler(optimizer, parse_milestones(args.decreasing_lr), kind=args.schedule, epochs=args.epochs)
     if k > 0 and args.prune_type == "rewind_lt":
         with warnings.catch_warnings():  # stepping before any optimiser step is the point here
             warnings.simplefilter("ignore", UserWarning)

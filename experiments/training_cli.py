@@ -1,9 +1,11 @@
-"""The command line of a training-and-pruning run: main_imp.py's, and the original's main_sam.py and main_ls.py.
+"""The command line of a training-and-pruning run: main_imp.py's, and the original's main_sam.py, main_ls.py
+and main_vit.py.
 
 The original trains its "other priors than sparsity" with two copies of main_imp.py that differ in one
-line each: main_sam.py optimises with SAM, main_ls.py with label-smoothing cross-entropy. Here they are
-main_imp.py's --optimizer sam and --label_smoothing 0.1, and main_sam.py / main_ls.py are the same
-command with that default, so the original's command lines run unchanged.
+line each: main_sam.py optimises with SAM, main_ls.py with label-smoothing cross-entropy, and main_vit.py
+trains a Swin-T with Adam and cosine annealing. Here they are main_imp.py's --optimizer sam,
+--label_smoothing 0.1 and --arch swin_t --optimizer adam --schedule cosine, and main_sam.py, main_ls.py
+and main_vit.py are the same command with those defaults, so the original's command lines run unchanged.
 """
 
 from __future__ import annotations
@@ -48,5 +50,6 @@ def main(parser, script: str, argv, log) -> list[dict]:
 
 def _priors(args) -> str:
     words = [f"optimizer {args.optimizer}"] if args.optimizer != "sgd" else []
+    words += [f"{args.schedule} schedule"] if args.schedule != "multistep" else []
     words += [f"label smoothing {args.label_smoothing}"] if args.label_smoothing else []
     return "; " + ", ".join(words) if words else ""

@@ -146,7 +146,7 @@ def _run_locked(args, method, data, forget, model, runtime, files, identity, log
     utils.keep_log(args.save_dir)
     log(forget.describe(len(data.train_labels)))
     log(
-        f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of conv "
+        f"method: {args.unlearn} ({method.paper_name}); {100 * pruner.remaining_weight_ratio(model):.2f}% of prunable "
         f"weights remain; {args.arch} on {runtime.device}"
     )
     if getattr(args, "preset", None):

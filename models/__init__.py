@@ -9,20 +9,31 @@ from utils import UsageError
 
 MODELS = {}
 IMAGENET_ARCH = set()  # names whose builder accepts ``imagenet_arch`` (a 7x7/2 stem + max-pool)
+# The optimiser and schedule iterative unlearning uses for a model (unlearn/loop.py): the original's is
+# SGD with MultiStepLR, except Adam with cosine annealing over --unlearn_epochs for swin_t.
+UNLEARN_OPTIMIZER: dict[str, tuple[str, str]] = {}
+DEFAULT_UNLEARN_OPTIMIZER = ("sgd", "multistep")
 
 
-def register_model(name: str, imagenet_arch: bool = False):
-    """Register ``builder(num_classes, in_channels[, imagenet_arch])`` under ``name``."""
+def register_model(name: str, imagenet_arch: bool = False, unlearns_with: tuple[str, str] = DEFAULT_UNLEARN_OPTIMIZER):
+    """Register ``builder(num_classes, in_channels[, imagenet_arch])`` under ``name``; ``unlearns_with``:
+    (optimiser, schedule) of its iterative unlearning."""
 
     def add(builder):
         if name in MODELS:
             raise ValueError(f"--arch '{name}' is registered twice; give the new model another name")
         MODELS[name] = builder
+        UNLEARN_OPTIMIZER[name] = unlearns_with
         if imagenet_arch:
             IMAGENET_ARCH.add(name)
         return builder
 
     return add
+
+
+def unlearn_optimizer(name: str) -> tuple[str, str]:
+    """(optimiser, schedule) with which ``--arch name`` unlearns (training.trainer's kinds)."""
+    return UNLEARN_OPTIMIZER.get(name, DEFAULT_UNLEARN_OPTIMIZER)
 
 
 class Classifier(nn.Module):
@@ -64,4 +75,4 @@ def build_model(
     return Classifier(normalize, MODELS[name](num_classes=num_classes, in_channels=in_channels, **options))
 
 
-from models import resnet, resnet_cifar, vgg  # noqa: E402,F401  (registration)
+from models import resnet, resnet_cifar, swin, vgg  # noqa: E402,F401  (registration)

@@ -12,7 +12,7 @@ from models.resnet_cifar import ShortcutA
 from utils import UsageError
 
 CONV_COUNTS = {"resnet18": 20, "resnet50": 53, "resnet20s": 19, "resnet44s": 43, "resnet56s": 55, "vgg16_bn": 13,
-               "vgg16_bn_lth": 13}  # fmt: skip
+               "vgg16_bn_lth": 13, "swin_t": 0}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -82,9 +82,9 @@ def test_normalize_is_first_and_applied(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_head_is_the_only_tensor_with_class_dim(name):
-    model = build_model(name, 7)
+    model = build_model(name, 13)  # 13: no other dimension of any model (Swin's position table is 7 x 7)
     assert model.head is model.net.fc and isinstance(model.head, nn.Linear)
-    with_class_dim = [key for key, t in model.state_dict().items() if t.ndim and t.shape[0] == 7]
+    with_class_dim = [key for key, t in model.state_dict().items() if t.ndim and t.shape[0] == 13]
     assert with_class_dim == ["net.fc.weight", "net.fc.bias"]
 
 
@@ -147,7 +147,7 @@ def test_same_seed_same_weights():
 
 def test_unknown_name_lists_choices():
     choices = ", ".join(sorted(MODELS))
-    assert choices == "resnet18, resnet20s, resnet44s, resnet50, resnet56s, vgg16_bn, vgg16_bn_lth"
+    assert choices == "resnet18, resnet20s, resnet44s, resnet50, resnet56s, swin_t, vgg16_bn, vgg16_bn_lth"
     with pytest.raises(UsageError) as err:
         build_model("resnet19", 10)
     assert str(err.value) == f"unknown --arch 'resnet19'; choose from {choices}"

@@ -97,17 +97,17 @@ def conv_nets(draw):
 
 
 def conv_masks(model):
-    return torch.cat([module.weight_mask.flatten() for _, module in pruner.conv_modules(model)])
+    return torch.cat([module.weight_mask.flatten() for _, module in pruner.prunable_modules(model)])
 
 
 def conv_magnitudes(model):
-    return torch.cat([module.weight_orig.detach().abs().flatten() for _, module in pruner.conv_modules(model)])
+    return torch.cat([module.weight_orig.detach().abs().flatten() for _, module in pruner.prunable_modules(model)])
 
 
 @FEW
 @given(conv_nets(), st.lists(st.floats(0.0, 0.95), min_size=1, max_size=4), st.sampled_from(["l1", "random"]))
 def test_global_prune_counts_nesting_and_magnitudes(model, rates, method):
-    total = sum(module.weight.numel() for _, module in pruner.conv_modules(model))
+    total = sum(module.weight.numel() for _, module in pruner.prunable_modules(model))
     kept, previous = total, torch.ones(total)
     for k, rate in enumerate(rates):
         pruner.global_prune(model, rate, method, seed=k)
@@ -151,6 +151,6 @@ def test_prune_and_rewind_gives_the_same_masks_in_the_channels_last_layout(model
     pruning_rounds._prune_and_rewind(args, model, None, init, None, 0)
     pruning_rounds._prune_and_rewind(args, fast, None, init, None, 0, torch.channels_last)
     assert torch.equal(conv_masks(fast), conv_masks(model))
-    for (_, plain), (_, last) in zip(pruner.conv_modules(model), pruner.conv_modules(fast)):
+    for (_, plain), (_, last) in zip(pruner.prunable_modules(model), pruner.prunable_modules(fast)):
         assert torch.equal(plain.weight, last.weight)
         assert last.weight_orig.is_contiguous(memory_format=torch.channels_last)

@@ -25,18 +25,18 @@ def small_net(seed=0):
 
 
 def conv_total(model):
-    return sum(m.weight.numel() for _, m in pruner.conv_modules(model))
+    return sum(m.weight.numel() for _, m in pruner.prunable_modules(model))
 
 
 def test_omp_095_leaves_five_percent_and_smallest_weights_go():
     model = small_net()
-    weights = torch.cat([m.weight.detach().abs().flatten() for _, m in pruner.conv_modules(model)])
+    weights = torch.cat([m.weight.detach().abs().flatten() for _, m in pruner.prunable_modules(model)])
     pruner.global_prune(model, 0.95)
     total = conv_total(model)
     kept = round(total * pruner.remaining_weight_ratio(model))
     assert kept == total - round(0.95 * total)
     kept_values = torch.cat(
-        [m.weight.detach().abs().flatten()[m.weight_mask.flatten() > 0] for _, m in pruner.conv_modules(model)]
+        [m.weight.detach().abs().flatten()[m.weight_mask.flatten() > 0] for _, m in pruner.prunable_modules(model)]
     )
     # global ranking: every kept magnitude is at least the largest removed one
     threshold = weights.sort().values[round(0.95 * total) - 1]
@@ -69,7 +69,7 @@ def test_random_prune_keeps_the_lowest_scores_like_torch_random_unstructured():
     ours, original = small_net(), small_net()
     pruner.global_prune(ours, 0.6, "random", seed=11)
     torch.manual_seed(11)
-    params = [(module, "weight") for _, module in pruner.conv_modules(original)]
+    params = [(module, "weight") for _, module in pruner.prunable_modules(original)]
     prune.global_unstructured(params, pruning_method=prune.RandomUnstructured, amount=0.6)
     for key, mask in pruner.masks_of(ours).items():
         assert torch.equal(mask, pruner.masks_of(original)[key]), key
@@ -91,14 +91,14 @@ def test_pruned_weights_stay_zero_through_sgd_and_save_load(tmp_path):
         loss.backward()
         opt.step()
     pruner.refresh_weights(model)  # the prune hook recomputes weight only on forward
-    for name, module in pruner.conv_modules(model):
+    for name, module in pruner.prunable_modules(model):
         assert torch.all(module.weight[masks[f"{name}.weight_mask"] == 0] == 0)
         assert torch.count_nonzero(module.weight_orig[masks[f"{name}.weight_mask"] == 0]) > 0  # orig moved
     torch.save({"state_dict": model.state_dict()}, tmp_path / "m.pt")
     loaded = torch.load(tmp_path / "m.pt", weights_only=True)["state_dict"]
     fresh = small_net(seed=1)
     pruner.load_pruned_state(fresh, loaded)
-    for (name, a), (_, b) in zip(pruner.conv_modules(model), pruner.conv_modules(fresh)):
+    for (name, a), (_, b) in zip(pruner.prunable_modules(model), pruner.prunable_modules(fresh)):
         assert torch.equal(a.weight, b.weight)
         assert torch.equal(b.weight_mask, masks[f"{name}.weight_mask"])
     assert pruner.remaining_weight_ratio(fresh) == pytest.approx(pruner.remaining_weight_ratio(model))
@@ -113,7 +113,7 @@ def test_apply_extract_remove_roundtrip():
     assert pruner.remaining_weight_ratio(other) == pytest.approx(pruner.remaining_weight_ratio(model))
     pruner.remove_pruning(other)
     assert not any(k.endswith("weight_mask") for k in other.state_dict())
-    for name, module in pruner.conv_modules(other):
+    for name, module in pruner.prunable_modules(other):
         assert torch.all(module.weight[masks[f"{name}.weight_mask"] == 0] == 0)
     dense = pruner.dense_state(model.state_dict())
     assert set(dense) == set(small_net().state_dict())
@@ -125,7 +125,7 @@ def test_mask_for_another_model_is_refused_with_tensor_name():
     wrong = nn.Sequential(nn.Conv2d(3, 8, 3))
     with pytest.raises(UsageError, match="'0.weight_mask' has shape"):
         pruner.apply_mask(wrong, {"0.weight_mask": pruner.masks_of(model)["0.weight_mask"]})
-    with pytest.raises(UsageError, match="names no conv layer"):
+    with pytest.raises(UsageError, match="names no prunable layer"):
         pruner.apply_mask(nn.Sequential(nn.Linear(2, 2)), pruner.masks_of(model))
 
 

@@ -25,11 +25,11 @@ def resnet20s(seed=0):
 
 
 def conv_total(model):
-    return sum(m.weight.numel() for _, m in pruner.conv_modules(model))
+    return sum(m.weight.numel() for _, m in pruner.prunable_modules(model))
 
 
 def kept_count(model):
-    return sum(int(m.weight_mask.sum()) for _, m in pruner.conv_modules(model))
+    return sum(int(m.weight_mask.sum()) for _, m in pruner.prunable_modules(model))
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5, 0.95, 0.99])
@@ -59,7 +59,7 @@ def test_weights_signs_and_mode_are_untouched(training):
     for key, value in before.items():
         orig = key.replace(".weight", ".weight_orig") if key.replace(".weight", ".weight_orig") in after else key
         assert torch.equal(after[orig], value), key
-    for _, module in pruner.conv_modules(model):
+    for _, module in pruner.prunable_modules(model):
         assert torch.equal(module.weight, module.weight_orig * module.weight_mask)
         assert (module.weight_orig < 0).any()  # signs are there to keep
 
@@ -81,7 +81,7 @@ def test_prunes_on_top_of_an_existing_mask_and_keeps_its_weight_orig():
     model = resnet20s()
     pruner.global_prune(model, 0.5)
     with torch.no_grad():
-        for _, module in pruner.conv_modules(model):
+        for _, module in pruner.prunable_modules(model):
             module.weight_orig.add_(0.01)  # pruned entries hold values that must survive
     old_masks = pruner.masks_of(model)
     old_orig = {k: v.clone() for k, v in model.state_dict().items() if k.endswith("weight_orig")}

@@ -72,7 +72,7 @@ def class_forget(data, c=0):
 
 
 def effective_weights_zero_at_mask(model):
-    for _, module in pruner.conv_modules(model):
+    for _, module in pruner.prunable_modules(model):
         assert torch.all(module.weight[module.weight_mask == 0] == 0)
 
 
@@ -91,10 +91,10 @@ def test_fisher_vectorised_accumulator_equals_loop(data, prune_rate, chunk_size)
         assert acc.abs().sum() > 0
         torch.testing.assert_close(vectorised[name], acc, rtol=1e-5, atol=1e-12)
     if prune_rate:
-        for name, module in pruner.conv_modules(model):
+        for name, module in pruner.prunable_modules(model):
             assert torch.all(vectorised[f"{name}.weight_orig"][module.weight_mask == 0] == 0)
     # functional_call must leave the prune hooks' weight as a plain product of the real tensors
-    for _, module in pruner.conv_modules(model):
+    for _, module in pruner.prunable_modules(model):
         if hasattr(module, "weight_orig"):
             assert torch.equal(module.weight, module.weight_orig * module.weight_mask)
 

@@ -116,7 +116,7 @@ def test_each_method_forgets_keeps_pruned_zeros_and_is_deterministic(trained, da
         assert model.head.out_features == 10 and model.head.weight.shape == (10, 128)
     else:  # the forget loss on the true labels goes up
         assert ce_after > ce_before + 2.0
-    for _, conv in pruner.conv_modules(model):
+    for _, conv in pruner.prunable_modules(model):
         assert torch.equal(conv.weight[conv.weight_mask == 0], torch.zeros_like(conv.weight[conv.weight_mask == 0]))
         assert int((conv.weight_mask == 0).sum()) > 0
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):

@@ -97,7 +97,7 @@ def kl_to_teacher(student, teacher, data, indices, temperature=4.0):
 
 
 def assert_masks_hold(model, trained_state):
-    for name, module in pruner.conv_modules(model):
+    for name, module in pruner.prunable_modules(model):
         assert torch.equal(module.weight_mask, trained_state[f"{name}.weight_mask"])
         assert (module.weight_mask == 0).any()
         assert torch.all((module.weight_orig * module.weight_mask)[module.weight_mask == 0] == 0)

@@ -35,16 +35,24 @@ def training_loss(label_smoothing: float = 0.0):
     return smoothed
 
 
-OPTIMIZERS = ("sgd", "sam")  # main_imp.py --optimizer: plain SGD, or SAM around it (the original's main_sam.py)
+# main_imp.py --optimizer: SGD; SAM around it (the original's main_sam.py); Adam without weight decay (its
+# main_vit.py, and its unlearning of swin_t). --schedule: MultiStepLR by 0.1, or cosine annealing to 0.
+OPTIMIZERS = ("sgd", "sam", "adam")
+SCHEDULES = ("multistep", "cosine")
 
 
 def make_optimizer(model, lr, momentum=0.9, weight_decay=5e-4, kind="sgd"):
     if kind == "sam":
         return SAM(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if kind == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-def make_scheduler(optimizer, milestones, gamma=0.1):
+def make_scheduler(optimizer, milestones, gamma=0.1, kind="multistep", epochs=None):
+    """MultiStepLR at ``milestones``, or (``kind="cosine"``) CosineAnnealingLR over ``epochs``."""
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import models
 from training.interrupts import Diverged, EpochInterrupted, Stopped
 from training.trainer import make_optimizer, make_scheduler, train_epoch
 
 
 def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None, before_epoch=None, epoch_optimizer=None):
-    """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset``.
+    """``--unlearn_epochs`` epochs of SGD(--unlearn_lr, momentum, wd) + MultiStepLR on ``subset`` (for a model
+    registered with another optimiser, e.g. swin_t, that one: ``models.unlearn_optimizer``).
 
     ``subset`` is 'retain' or 'forget', or any batches object with ``set_epoch``, ``__len__`` and
     ``iterate_from`` (see ``dataset.Batches``) for methods whose epoch is something else.
@@ -66,8 +68,12 @@ def iterate(model, ctx, subset, loss_for_epoch, on_optimizer=None, before_epoch=
 def _start(model, ctx, on_optimizer, epoch_optimizer):
     """The run's optimiser and schedule, and (history, first epoch, partial epoch) to continue from."""
     args, resume = ctx.args, ctx.progress.resume
-    optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay)
-    scheduler = make_scheduler(optimizer, ctx.milestones) if epoch_optimizer is None else _Constant()
+    kind, schedule = models.unlearn_optimizer(getattr(args, "arch", None))  # Adam + cosine for swin_t
+    optimizer = make_optimizer(model, args.unlearn_lr, args.momentum, args.weight_decay, kind=kind)
+    if epoch_optimizer is None:
+        scheduler = make_scheduler(optimizer, ctx.milestones, kind=schedule, epochs=args.unlearn_epochs)
+    else:
+        scheduler = _Constant()
     if on_optimizer is not None:
         on_optimizer(optimizer)
     if resume is None:

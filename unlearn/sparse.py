@@ -83,7 +83,7 @@ def ft_prune(model, ctx) -> None:
     _ft_l1(model, ctx)
     pruner.refresh_weights(model)
     with torch.no_grad():
-        weights = [module.weight for _, module in pruner.conv_modules(model)]
+        weights = [module.weight for _, module in pruner.prunable_modules(model)]
         zero = sum(int((w.abs() < 1e-8).sum()) for w in weights)
         total = sum(w.numel() for w in weights)
     ctx.stats["conv_near_zero_fraction"] = zero / total

@@ -110,3 +110,31 @@ def test_a_relearn_reference_of_another_forget_set_or_none_is_refused_in_one_lin
             utils.run_cli(main_forget.main, [*common, "--unlearn", "FT", *extra, "--save_dir", str(tmp_path / "x")])
         err = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+def test_the_relearn_script_measures_copies_of_finished_runs_and_leaves_the_runs_alone(omp_dir, tmp_path, capsys):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("relearn_script", ROOT / "scripts" / "relearn.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sweep, out = tmp_path / "sweep", tmp_path / "measured"
+    common = [*ARCH, "--mask", str(omp_dir / "1model_SA_best.pth.tar"), "--class_to_replace", "-1"]
+    common += ["--num_indexes_to_replace", "40", "--unlearn_epochs", "1", "--seed", "1", "--train_seed", "1"]
+    for method in ("retrain", "FT"):
+        folder = script.run_folder(sweep, "random", "0.5", method, 1)
+        main_forget.main([*common, "--unlearn", method, "--save_dir", str(folder)])
+    source = script.run_folder(sweep, "random", "0.5", "FT", 1)
+    before = {path.name: path.read_bytes() for path in source.iterdir()}
+    script.main([str(sweep), str(out), "--methods", "retrain", "FT", "--rates", "0.5", "--trials", "1",
+                 "--", "--relearn_max_steps", "20"])  # fmt: skip
+    measured = json.loads((script.run_folder(out, "random", "0.5", "FT", 1) / "FT_eval.json").read_text())
+    original = json.loads((source / "FT_eval.json").read_text())
+    assert measured["relearn"]["max_steps"] == 20 and original.get("relearn") is None
+    assert measured["UA"] == original["UA"] and measured["identity"] == original["identity"]  # the same run, reused
+    assert {path.name: path.read_bytes() for path in source.iterdir()} == before
+    capsys.readouterr()
+    script.main([str(sweep), str(out), "--methods", "FT", "--rates", "0.5", "--trials", "1"])
+    assert "done already" in capsys.readouterr().out

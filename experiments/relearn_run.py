@@ -40,10 +40,11 @@ def _record_path(folder) -> Path:
     return unlearning_files.paths(folder, "retrain")["results"]
 
 
-def reference_accuracy(args, identity: dict, evaluation: dict) -> float:
-    """Retrain's D_f accuracy: this run's own for --unlearn retrain without a reference, else the reference's."""
-    if args.relearn_reference is None:
-        return evaluation["accuracy"]["forget"]
+def check_reference(args, identity: dict) -> float | None:
+    """The reference's D_f accuracy, once it is checked to be this run's Retrain (called before unlearning, so a
+    wrong one is refused at once); None without --relearn or without a reference (Retrain is its own)."""
+    if not getattr(args, "relearn", False) or args.relearn_reference is None:
+        return None
     path = _record_path(args.relearn_reference)
     record = run_files.read_json_record(path, "unlearning results")
     saved = record.get("identity") if isinstance(record.get("identity"), dict) else {}
@@ -54,6 +55,13 @@ def reference_accuracy(args, identity: dict, evaluation: dict) -> float:
             "run of the same --mask and forget set"
         )
     return float(record["accuracy"]["forget"])
+
+
+def reference_accuracy(args, identity: dict, evaluation: dict) -> float:
+    """Retrain's D_f accuracy: this run's own for --unlearn retrain without a reference, else the reference's."""
+    if args.relearn_reference is None:
+        return evaluation["accuracy"]["forget"]
+    return check_reference(args, identity)
 
 
 def measure(args, model, data, forget, runtime, identity: dict, evaluation: dict, log) -> dict:

@@ -117,6 +117,7 @@ def run(args, log) -> dict:
         run_identity.check_left_out(checkpoint, forget)
         model = prepare_model(args, data, method, state_dict, runtime)
         identity = unlearning_identity(args, checkpoint, state_dict, forget)
+        relearn_run.check_reference(args, identity)  # a --relearn_reference of another setting: refused now
         if args.resume:  # refused now, before anything (log.txt included) is written
             _check_resumable(files, identity)
         run_files.check_save_dir(args.save_dir)

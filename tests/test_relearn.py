@@ -63,56 +63,7 @@ def test_not_reached_within_the_budget_is_none_and_a_known_d_f_is_zero_steps(dat
     assert already["steps"] == 0 and already["curve"] == [already["accuracy_before"]]
 
 
-@pytest.fixture(scope="module")
-def runs(omp_dir, tmp_path_factory):
-    """Retrain (its own reference) and FT against it, with --relearn, on one random forget set."""
-    root = tmp_path_factory.mktemp("relearn")
-    common = [*ARCH, "--mask", str(omp_dir / "1model_SA_best.pth.tar"), "--class_to_replace", "-1"]
-    common += ["--num_indexes_to_replace", "40", "--unlearn_epochs", "1", "--relearn", "--relearn_max_steps", "40"]
-    main_forget.main([*common, "--unlearn", "retrain", "--save_dir", str(root / "retrain")])
-    main_forget.main([*common, "--unlearn", "FT", "--relearn_reference", str(root / "retrain"),
-                      "--save_dir", str(root / "FT")])  # fmt: skip
-    return root, common
-
-
-def test_main_forget_records_the_relearn_time_against_its_retrain_and_report_shows_it(runs, tmp_path):
-    root, _ = runs
-    retrain = json.loads((root / "retrain" / "retrain_eval.json").read_text())
-    ft = json.loads((root / "FT" / "FT_eval.json").read_text())
-    base = retrain["accuracy"]["forget"]
-    for record in (retrain, ft):
-        relearn = record["relearn"]
-        assert relearn["reference_accuracy"] == pytest.approx(base)
-        assert relearn["target"] == pytest.approx(min(100.0, base + 5.0))
-        assert relearn["accuracy_before"] == pytest.approx(record["accuracy"]["forget"])
-        if relearn["reached"]:
-            assert (
-                relearn["curve"][relearn["steps"]]
-                >= relearn["target"]
-                > max(relearn["curve"][: relearn["steps"]] + [-1])
-            )
-    report.main([str(root), "--out", str(tmp_path / "report"), "--no-output-metrics"])
-    text = (tmp_path / "report" / "report.md").read_text()
-    assert "Relearn time" in text
-    rows = (tmp_path / "report" / "report.csv").read_text().splitlines()
-    assert "relearn_mean" in rows[0] and all(
-        line.split(",")[rows[0].split(",").index("relearn_measured")] == "1" for line in rows[1:]
-    )
-
-
-def test_a_relearn_reference_of_another_forget_set_or_none_is_refused_in_one_line(runs, tmp_path, capsys):
-    root, common = runs
-    for extra, words in (
-        (["--relearn_reference", str(root / "retrain"), "--seed", "7"], "the forget set differs"),
-        ([], "--relearn needs --relearn_reference"),
-    ):
-        with pytest.raises(SystemExit) as stop:
-            utils.run_cli(main_forget.main, [*common, "--unlearn", "FT", *extra, "--save_dir", str(tmp_path / "x")])
-        err = capsys.readouterr().err.strip()
-        assert stop.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
-
-
-def test_the_relearn_script_measures_copies_of_finished_runs_and_leaves_the_runs_alone(omp_dir, tmp_path, capsys):
+def load_script():
     import importlib.util
 
     from conftest import ROOT
@@ -120,21 +71,71 @@ def test_the_relearn_script_measures_copies_of_finished_runs_and_leaves_the_runs
     spec = importlib.util.spec_from_file_location("relearn_script", ROOT / "scripts" / "relearn.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    sweep, out = tmp_path / "sweep", tmp_path / "measured"
+    return script
+
+
+@pytest.fixture(scope="module")
+def sweep(omp_dir, tmp_path_factory):
+    """A sweep's layout with a finished Retrain and FT run, and scripts/relearn.py's measured copies of them."""
+    script, root = load_script(), tmp_path_factory.mktemp("relearn")
     common = [*ARCH, "--mask", str(omp_dir / "1model_SA_best.pth.tar"), "--class_to_replace", "-1"]
     common += ["--num_indexes_to_replace", "40", "--unlearn_epochs", "1", "--seed", "1", "--train_seed", "1"]
     for method in ("retrain", "FT"):
-        folder = script.run_folder(sweep, "random", "0.5", method, 1)
-        main_forget.main([*common, "--unlearn", method, "--save_dir", str(folder)])
-    source = script.run_folder(sweep, "random", "0.5", "FT", 1)
+        main_forget.main(
+            [*common, "--unlearn", method, "--save_dir", str(script.run_folder(root, "random", "0.5", method, 1))]
+        )
+    source = script.run_folder(root, "random", "0.5", "FT", 1)
     before = {path.name: path.read_bytes() for path in source.iterdir()}
-    script.main([str(sweep), str(out), "--methods", "retrain", "FT", "--rates", "0.5", "--trials", "1",
-                 "--", "--relearn_max_steps", "20"])  # fmt: skip
-    measured = json.loads((script.run_folder(out, "random", "0.5", "FT", 1) / "FT_eval.json").read_text())
+    script.main([str(root), str(root / "measured"), "--methods", "retrain", "FT", "--rates", "0.5", "--trials", "1",
+                 "--", "--relearn_max_steps", "40"])  # fmt: skip
+    return script, root, common, before
+
+
+def test_the_relearn_script_measures_copies_with_main_forget_and_leaves_the_runs_alone(sweep, capsys):
+    script, root, _, before = sweep
+    source = script.run_folder(root, "random", "0.5", "FT", 1)
+    measured = json.loads((script.run_folder(root / "measured", "random", "0.5", "FT", 1) / "FT_eval.json").read_text())
     original = json.loads((source / "FT_eval.json").read_text())
-    assert measured["relearn"]["max_steps"] == 20 and original.get("relearn") is None
+    assert measured["relearn"]["max_steps"] == 40 and original.get("relearn") is None
     assert measured["UA"] == original["UA"] and measured["identity"] == original["identity"]  # the same run, reused
     assert {path.name: path.read_bytes() for path in source.iterdir()} == before
     capsys.readouterr()
-    script.main([str(sweep), str(out), "--methods", "FT", "--rates", "0.5", "--trials", "1"])
+    script.main([str(root), str(root / "measured"), "--methods", "FT", "--rates", "0.5", "--trials", "1"])
     assert "done already" in capsys.readouterr().out
+
+
+def test_main_forget_records_the_relearn_time_against_its_retrain_and_report_shows_it(sweep, tmp_path):
+    script, root, _, _ = sweep
+    measured = root / "measured"
+    retrain = json.loads((script.run_folder(measured, "random", "0.5", "retrain", 1) / "retrain_eval.json").read_text())
+    ft = json.loads((script.run_folder(measured, "random", "0.5", "FT", 1) / "FT_eval.json").read_text())
+    base = retrain["accuracy"]["forget"]
+    for record in (retrain, ft):
+        relearn = record["relearn"]
+        assert relearn["reference_accuracy"] == pytest.approx(base)
+        assert relearn["target"] == pytest.approx(min(100.0, base + 5.0))
+        assert relearn["accuracy_before"] == pytest.approx(record["accuracy"]["forget"])
+        if relearn["reached"]:
+            steps = relearn["steps"]
+            assert relearn["curve"][steps] >= relearn["target"] > max([-1.0, *relearn["curve"][:steps]])
+    report.main([str(measured), "--out", str(tmp_path / "report"), "--no-output-metrics"])
+    assert "Relearn time" in (tmp_path / "report" / "report.md").read_text()
+    header, *rows = (tmp_path / "report" / "report.csv").read_text().splitlines()
+    column = header.split(",").index("relearn_measured")
+    assert rows and all(line.split(",")[column] == "1" for line in rows)
+
+
+def test_a_relearn_reference_of_another_forget_set_or_none_is_refused_in_one_line_before_unlearning(
+    sweep, tmp_path, capsys
+):
+    script, root, common, _ = sweep
+    reference = script.run_folder(root, "random", "0.5", "retrain", 1)
+    for extra, words in (
+        (["--relearn", "--relearn_reference", str(reference), "--seed", "7"], "the forget set differs"),
+        (["--relearn"], "--relearn needs --relearn_reference"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            utils.run_cli(main_forget.main, [*common, "--unlearn", "FT", *extra, "--save_dir", str(tmp_path / "x")])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and len(err.splitlines()) == 1 and words in err, err
+        assert not (tmp_path / "x" / "FTcheckpoint.pth.tar").exists()  # refused before any unlearning

@@ -87,7 +87,7 @@ def sweep(omp_dir, tmp_path_factory):
     source = script.run_folder(root, "random", "0.5", "FT", 1)
     before = {path.name: path.read_bytes() for path in source.iterdir()}
     script.main([str(root), str(root / "measured"), "--methods", "retrain", "FT", "--rates", "0.5", "--trials", "1",
-                 "--", "--relearn_max_steps", "40"])  # fmt: skip
+                 "--", "--relearn_max_steps", "20"])  # fmt: skip
     return script, root, common, before
 
 
@@ -96,7 +96,7 @@ def test_the_relearn_script_measures_copies_with_main_forget_and_leaves_the_runs
     source = script.run_folder(root, "random", "0.5", "FT", 1)
     measured = json.loads((script.run_folder(root / "measured", "random", "0.5", "FT", 1) / "FT_eval.json").read_text())
     original = json.loads((source / "FT_eval.json").read_text())
-    assert measured["relearn"]["max_steps"] == 40 and original.get("relearn") is None
+    assert measured["relearn"]["max_steps"] == 20 and original.get("relearn") is None
     assert measured["UA"] == original["UA"] and measured["identity"] == original["identity"]  # the same run, reused
     assert {path.name: path.read_bytes() for path in source.iterdir()} == before
     capsys.readouterr()

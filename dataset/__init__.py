@@ -1,14 +1,15 @@
 """Data: a dataset is tensors plus index subsets, read once and kept on the device.
 
 ``registry``: each reader registers under its ``--dataset`` name; ``readers``: the five readers
-(CIFAR-10/100, SVHN, TinyImageNet, Fashion-MNIST) and the embedded digits; ``splits``: the
+(CIFAR-10/100, SVHN, TinyImageNet, Fashion-MNIST) and the embedded digits, ``imagenet`` the
+ImageNet folder layout; ``splits``: the
 validation split, stratified subsets, the forget set's positions; ``batches``: device-resident
 batches with replayable augmentation; ``data``: ``Data``, built once per run; ``forget_set``:
 the forget set a run's flags choose; ``poisoning``: the backdoor's trigger and poisoned labels.
 The names other layers use are imported here.
 """
 
-from dataset import readers  # noqa: E402,F401,I001  (registers every reader)
+from dataset import imagenet, readers  # noqa: E402,F401,I001  (registers every reader)
 from dataset.batches import Batches, augment, augment_draws, random_crop
 from dataset.data import Data, build_data, load_data
 from dataset.forget_set import NUMBERINGS, ForgetSet, choose_forget_set, forget_set_of, parse_indices

@@ -110,5 +110,6 @@ def build_data(raw: RawDataset, split_seed: int = 1, device="cpu", train_subset:
 
 def load_data(args, device="cpu") -> Data:
     """The one entry used by the scripts: read ``--dataset``, subset and split it with ``--split_seed``."""
-    raw = load_raw(args.dataset, args.data, getattr(args, "data_dir", "./tiny-imagenet-200"))
+    size = getattr(args, "image_size", None) if args.dataset == "imagenet" else None
+    raw = load_raw(args.dataset, args.data, getattr(args, "data_dir", "./tiny-imagenet-200"), image_size=size)
     return build_data(raw, args.split_seed, device, args.train_subset)

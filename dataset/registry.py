@@ -68,5 +68,9 @@ def dataset_help() -> str:
     return "; ".join(f"{entry.name}: {entry.help}" for entry in DATASETS.values())
 
 
-def load_raw(name: str, data: str = "../data", data_dir: str = "./tiny-imagenet-200", download: bool = True):
-    return get_dataset(name).load(data=Path(data), data_dir=Path(data_dir), download=download)
+def load_raw(
+    name: str, data: str = "../data", data_dir: str = "./tiny-imagenet-200", download: bool = True, image_size=None
+):
+    """The dataset ``name`` read from its files; ``image_size``: the side ImageNet's images are decoded to."""
+    sized = {} if image_size is None else {"image_size": image_size}
+    return get_dataset(name).load(data=Path(data), data_dir=Path(data_dir), download=download, **sized)

@@ -92,6 +92,16 @@ def add_data_args(parser):
         help=dataset.dataset_help(),
     )
     add(group, "--data_dir", default="./tiny-imagenet-200", help="TinyImageNet-200 folder")
+    add(
+        group,
+        "--image_size",
+        defines=EVERY_RUN,
+        added_later="omitted",
+        type=int,
+        default=224,
+        help="--dataset imagenet: the side its images are decoded to and kept in memory at (224 as the "
+        "original; ImageNet-1k needs about 190 GB there, 15.7 GB at 64)",
+    )
     compat = compatibility_group(parser)
     add(compat, "--input_size", type=int, default=32, help="no effect: sizes come from the data")
     add(compat, "--num_classes", type=int, default=10, help="no effect: taken from the data")

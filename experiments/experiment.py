@@ -13,6 +13,11 @@ def validate_common(args) -> None:
     """Checks that need no data: registry names, numbers, the LR schedule, the device."""
     dataset.get_dataset(args.dataset)  # an unknown name: the error lists the registered ones
     models.check_arch(args.arch)
+    size = getattr(args, "image_size", 224)
+    if size != 224 and args.dataset != "imagenet":
+        raise UsageError(f"--image_size {size} applies to --dataset imagenet only; drop it for {args.dataset}")
+    if size < 8:
+        raise UsageError(f"--image_size {size} is too small; give at least 8 (32 or 64 for ImageNet in memory)")
     check_nonnegative(
         args,
         [

@@ -9,48 +9,16 @@ Random forgetting: add --class_to_replace -1. Outputs: {save_dir}/{unlearn}_eval
 
 from __future__ import annotations
 
-from experiments import arg_parser, unlearning_files, unlearning_run
+from experiments import forget_cli
 from utils import log, run_cli
 
 
 def make_parser():
-    parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
-    unlearn_group = arg_parser.add_unlearning_run_args(parser, save_dir_default="runs/unlearn")
-    unlearn_group.add_argument(
-        "--save_outputs",
-        action="store_true",
-        help="also write {save_dir}/{unlearn}_outputs.npz: logits of every forget example and of a fixed "
-        "1000-example test sample, with their indices and labels (the input of main_audit.py)",
-    )
-    arg_parser.add_relearn_args(parser)
-    arg_parser.add_unused_args(parser, UNUSED)
-    return parser
-
-
-# What the original's shared parser accepted and this script does not use, with what it uses instead.
-FROM_MASK = "the sparsity and the trained weights come from --mask"
-# (--lr, --rate and --random_prune are read as retrain_sam's --sam_lr and FT_prune_bi's --bi_rate and
-# --bi_random_prune, as the original's methods read them.)
-UNUSED = {
-    "--epochs": "unlearning uses --unlearn_epochs",
-    **dict.fromkeys(["--pruning_times", "--prune_type", "--rewind_epoch", "--rewind_pth"], FROM_MASK),
-    "--prune": FROM_MASK,
-    **dict.fromkeys(arg_parser.ATTACK_FLAGS, arg_parser.NOT_POISONING),
-}
+    return forget_cli.make_parser(__doc__)
 
 
 def main(argv=None):
-    args = arg_parser.parse_with_preset(make_parser(), argv)
-    arg_parser.warn_unused(args, "main_forget.py", UNUSED)
-    arg_parser.warn_other_methods_flags(args)
-    unlearning_run.validate(args)
-    results = unlearning_run.run(args, log)
-    written = unlearning_files.paths(args.save_dir, args.unlearn)["results"]
-    log(
-        f"{args.unlearn}: UA {results['UA']:.2f}  MIA-Eff {results['MIA_efficacy']:.2f}  RA {results['RA']:.2f}  "
-        f"TA {results['TA']:.2f}  RTE {results['RTE_min']:.3f} min -> {written}"
-    )
-    return results
+    return forget_cli.main(make_parser(), "main_forget.py", argv, log)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import dataset
-import main_forget
+import main_forget_imagenet
 import main_imp
 import utils
 from dataset import imagenet
@@ -63,8 +63,10 @@ def test_class_wise_forgetting_of_imagenet_end_to_end(folder, tmp_path):
         [*common, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--save_dir", str(tmp_path / "omp")]
     )
     mask = str(tmp_path / "omp" / "1model_SA_best.pth.tar")
-    main_forget.main([*common, "--mask", mask, "--unlearn", "FT", "--unlearn_epochs", "1", "--class_to_replace", "1",
-                      "--save_dir", str(tmp_path / "FT")])  # fmt: skip
+    # the original's script name: main_forget.py with --dataset imagenet --arch resnet18 --imagenet_arch
+    main_forget_imagenet.main(["--data", str(folder), "--image_size", "16", "--device", "cpu", "--no-progress",
+                               "--batch_size", "16", "--mask", mask, "--unlearn", "FT", "--unlearn_epochs", "1",
+                               "--class_to_replace", "1", "--save_dir", str(tmp_path / "FT")])  # fmt: skip
     record = json.loads((tmp_path / "FT" / "FT_eval.json").read_text())
     data = dataset.build_data(dataset.load_raw("imagenet", str(folder), image_size=16), split_seed=1)
     # the original's ImageNet rule: every training image of the class is forgotten, and TA leaves the class out

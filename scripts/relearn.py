@@ -2,11 +2,11 @@
 
 For every finished run under SWEEP/unlearn/{scenario}/r{rate}/{method}/train_seed{k}/seed{k} (the layout
 of scripts/sweep.py and `make fashionmnist`) of the chosen methods, rates and trials, the run's two result
-files are copied to OUT/{scenario}/r{rate}/{method}/train_seed{k}/seed{k} and main_forget.py continues the
+files are copied to OUT/unlearn/{scenario}/r{rate}/{method}/train_seed{k}/seed{k} and main_forget.py continues the
 copy with --resume --relearn (the unlearning step is reused, not rerun), against the Retrain run of the
 same folder pattern. A copy that already holds its relearn time is skipped, so the command resumes.
 The relearn flags after `--` go to main_forget.py (e.g. -- --relearn_max_steps 200). Then:
-    python report.py OUT/random --out OUT/report_random --no-output-metrics
+    python report.py OUT/unlearn/random --out OUT/report_random --no-output-metrics
 
     python scripts/relearn.py runs/fashionmnist/fashionmnist_resnet20s runs/relearn \\
         --methods retrain FT GA fisher_new wfisher FT_prune --rates 0 0.95 --trials 1 2 3 --scenarios random

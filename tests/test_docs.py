@@ -37,6 +37,7 @@ PARSERS = {  # every entry script main_*.py has make_parser()
     **{path.name: importlib.import_module(path.stem).make_parser for path in sorted(ROOT.glob("main_*.py"))},
     "report.py": report.build_parser,
     "scripts/sweep.py": parser_of("scripts/sweep.py", "build_parser"),
+    "scripts/relearn.py": parser_of("scripts/relearn.py", "build_parser"),
     "benchmarks/bench.py": parser_of("benchmarks/bench.py", "build_parser"),
 }
 

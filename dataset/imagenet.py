@@ -77,7 +77,7 @@ def decode(samples, size: int) -> torch.Tensor:
 
 
 @register_dataset(
-    "imagenet", "ImageNet (train/ and val/ class folders under --data; --image_size)", random_count=115_000
+    "imagenet", "ImageNet (train/ and val/ class folders under --data; --image_size)", random_count=115_306
 )
 def load_imagenet(data: Path, image_size: int = 224, **_):
     train, val = _folder(data, "train"), _folder(data, "val")

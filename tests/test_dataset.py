@@ -223,7 +223,7 @@ def test_unknown_dataset_lists_choices():
 
 # The official training-set sizes of the registered datasets that are not embedded (no files needed here).
 OFFICIAL_TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "svhn": 73_257, "TinyImagenet": 100_000,
-                       "fashionmnist": 60_000}  # fmt: skip
+                       "fashionmnist": 60_000, "imagenet": 1_281_167}  # fmt: skip
 
 
 @pytest.mark.parametrize("entry", list(dataset.DATASETS.values()), ids=lambda entry: entry.name)

@@ -29,11 +29,7 @@ BACKDOOR_HELP = {
 
 def make_parser():
     parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
-    arg_parser.add_data_args(parser)
-    arg_parser.add_model_args(parser)
-    arg_parser.add_run_args(parser, save_dir_default="runs/backdoor")
-    arg_parser.add_train_args(parser)
-    arg_parser.add_prune_args(parser)
+    arg_parser.add_training_run_args(parser, save_dir_default="runs/backdoor")
     arg_parser.add_unlearn_args(parser)
     arg_parser.add_attack_args(parser)
     for action in parser._actions:  # shared flags that mean something more specific here

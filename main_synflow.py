@@ -20,11 +20,7 @@ SYNFLOW_ITERATIONS = 100
 
 def make_parser():
     parser = arg_parser.Parser(description=__doc__, formatter_class=arg_parser.HelpFormatter)
-    arg_parser.add_data_args(parser)
-    arg_parser.add_model_args(parser)
-    arg_parser.add_run_args(parser, save_dir_default="runs/synflow")
-    arg_parser.add_train_args(parser)
-    arg_parser.add_prune_args(parser)
+    arg_parser.add_training_run_args(parser, save_dir_default="runs/synflow")
     arg_parser.add_unused_args(parser, arg_parser.UNUSED_BY_TRAINING)
     return parser
 

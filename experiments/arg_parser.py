@@ -401,6 +401,15 @@ def parse_with_preset(parser, argv=None):
     return parser.parse_args(method.preset.tokens() + given)
 
 
+def add_training_run_args(parser, save_dir_default: str) -> None:
+    """Every flag of a training-and-pruning run (main_imp.py and its family, main_synflow.py, main_backdoor.py)."""
+    add_data_args(parser)
+    add_model_args(parser)
+    add_run_args(parser, save_dir_default=save_dir_default)
+    add_train_args(parser)
+    add_prune_args(parser)
+
+
 def add_unlearning_run_args(parser, save_dir_default: str):
     """Every flag of one unlearning run (main_forget.py's, and main_tune.py's trials); returns the unlearn group."""
     add_data_args(parser)

@@ -20,11 +20,7 @@ UNUSED = {flag: why for flag, why in arg_parser.UNUSED_BY_TRAINING.items() if fl
 def make_parser(description: str, **defaults):
     """main_imp.py's flags; ``defaults`` (e.g. ``optimizer="sam"``) replace their defaults."""
     parser = arg_parser.Parser(description=description, formatter_class=arg_parser.HelpFormatter)
-    arg_parser.add_data_args(parser)
-    arg_parser.add_model_args(parser)
-    arg_parser.add_run_args(parser, save_dir_default="runs/imp")
-    arg_parser.add_train_args(parser)
-    arg_parser.add_prune_args(parser)
+    arg_parser.add_training_run_args(parser, save_dir_default="runs/imp")
     arg_parser.add_leave_out_args(parser)
     arg_parser.add_unused_args(parser, UNUSED)
     parser.set_defaults(**defaults)

@@ -175,6 +175,17 @@ def add_run_args(parser, save_dir_default="results"):
     )
     add(group, "--device", default="auto", help="auto, cpu, cuda or cuda:N (auto: cuda:--gpu when available)")
     add(group, "--gpu", type=int, default=0, help="GPU index used by --device auto/cuda")
+    add(
+        group,
+        "--threads",
+        defines=EVERY_RUN,
+        added_later="recorded",
+        type=int,
+        default=1,
+        help="CPU threads PyTorch computes with; part of the run's identity, since on the CPU the weights depend "
+        "on it (one seed trained with 1 or 2 threads gives different models); a run made before the flag "
+        "existed counts as --threads 1",
+    )
     add(group, "--fp32", action="store_true", help="on CUDA: no bf16 autocast and no channels-last")
     add(group, "--compile", action="store_true", help="torch.compile the model's forward pass (opt-in)")
     add(group, "--no-progress", dest="no_progress", action="store_true", help="hide the tqdm progress bars")

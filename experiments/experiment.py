@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 import dataset
 import models
 from experiments.arg_parser import check_nonnegative, parse_milestones
@@ -43,9 +45,14 @@ def validate_common(args) -> None:
         raise UsageError(f"--batch_size {args.batch_size} must be at least 1")
     parse_milestones(args.decreasing_lr)
     resolve_device(args.device, args.gpu)
+    threads = getattr(args, "threads", 1)
+    if threads < 1:
+        raise UsageError(f"--threads {threads} is not a thread count; give 1 (the default) or more")
 
 
 def make_runtime(args) -> Runtime:
+    """The device and its settings; PyTorch's CPU thread count set to --threads (it decides CPU numerics)."""
+    torch.set_num_threads(getattr(args, "threads", 1))
     return Runtime(
         resolve_device(args.device, args.gpu),
         fast=not args.fp32,

@@ -366,7 +366,7 @@ def test_flags_added_later_leave_the_identities_of_earlier_runs_as_they_were():
     current = run_identity.of_args(run_identity.UNLEARNING, ft)
     # NegGrad+'s D_f batch size came later but is recorded (studies made since hold it): a run without it is
     # the same experiment, for a resume and for report.py's grouping alike
-    assert set(current["args"]) == EARLIER_UNLEARNING | {"neggrad_forget_batch_size"}
+    assert set(current["args"]) == EARLIER_UNLEARNING | {"neggrad_forget_batch_size", "threads"}
     earlier = {**current, "args": {k: v for k, v in current["args"].items() if k in EARLIER_UNLEARNING}}
     assert run_identity.differences(earlier, current) == [] and run_identity.differences(current, earlier) == []
     assert run_identity.setting_of(earlier) == run_identity.setting_of(current)
@@ -374,7 +374,7 @@ def test_flags_added_later_leave_the_identities_of_earlier_runs_as_they_were():
     assert run_identity.differences(earlier, changed) == [("--neggrad_forget_batch_size", None, 16)]
     assert run_identity.setting_of(earlier) != run_identity.setting_of(changed)
     trained = main_imp.make_parser().parse_args([])
-    assert set(run_identity.of_args(run_identity.TRAINING, trained)["args"]) == EARLIER_TRAINING
+    assert set(run_identity.of_args(run_identity.TRAINING, trained)["args"]) == EARLIER_TRAINING | {"threads"}
     # set away from its default, a later flag is recorded, and the run is another experiment
     pruned = main_forget.make_parser().parse_args(["--unlearn", "FT_prune_bi", "--rate", "0.5"])
     identity = run_identity.of_args(run_identity.UNLEARNING, pruned)
@@ -385,3 +385,31 @@ def test_flags_added_later_leave_the_identities_of_earlier_runs_as_they_were():
     assert run_identity.differences(at_default, identity) == [("--bi_rate", None, 0.5)]
     released = main_forget.make_parser().parse_args(["--indexes_to_replace", "3,4", "--index_numbering", "official"])
     assert run_identity.of_args(run_identity.UNLEARNING, released)["args"]["index_numbering"] == "official"
+
+
+# ----------------------------------------------------------------------------- CPU threads
+
+
+def test_the_thread_count_defines_a_run_and_a_resume_at_another_count_is_refused(omp_dir, tmp_path, capsys):
+    """On the CPU the weights depend on how many threads compute them, so --threads is part of every run's
+    identity: a run records it (and computes with it), a run made before it was recorded counts as 1 thread,
+    a resume or a report never mixes two counts."""
+    parsers = {run_identity.TRAINING: main_imp.make_parser(), run_identity.UNLEARNING: main_forget.make_parser()}
+    for kind, parser in parsers.items():
+        one, two = (run_identity.of_args(kind, parser.parse_args(["--threads", n])) for n in ("1", "2"))
+        assert one["args"]["threads"] == 1 and run_identity.differences(one, two) == [("--threads", 1, 2)]
+        earlier = {**one, "args": {k: v for k, v in one["args"].items() if k != "threads"}}
+        assert run_identity.differences(earlier, one) == []
+        assert run_identity.setting_of(earlier) == run_identity.setting_of(one)
+        assert run_identity.differences(earlier, two) == [("--threads", None, 2)]
+        assert run_identity.setting_of(one) != run_identity.setting_of(two)
+    try:
+        result = main_forget.main(forget(omp_dir, tmp_path / "ga", "--unlearn", "GA", "--threads", "2"))
+        assert result["identity"]["args"]["threads"] == 2 and result["provenance"]["threads"] == 2
+        argv = forget(omp_dir, tmp_path / "ga", "--unlearn", "GA", "--resume")
+        refused(main_forget.main, argv, capsys, "--threads is 2 there, 1 here")
+        refused(main_imp.main, [*OMP, "--save_dir", str(omp_dir), "--resume", "--threads", "3"], capsys, "--threads")
+        refused(main_imp.main, [*OMP, "--save_dir", str(tmp_path / "t"), "--threads", "0"], capsys, "--threads 0")
+    finally:
+        torch.set_num_threads(1)
+    assert not (tmp_path / "t").exists()

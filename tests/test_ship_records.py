@@ -1,0 +1,63 @@
+"""scripts/ship_records.py: a sweep's records without its checkpoints, from which report.py gives the same tables."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from test_report import write_backdoor, write_eval
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import ship_records  # noqa: E402
+
+import report  # noqa: E402
+import utils  # noqa: E402
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Two trials of Retrain and FT, as report.py's tests write them."""
+    for seed, (ua, ra) in enumerate([(10, 99), (20, 97)], start=1):
+        write_eval(tmp_path, "retrain", seed, ua=100, mia=100, ra=100 - seed, ta=90 + seed)
+        write_eval(tmp_path, "FT", seed, ua=ua, mia=2 * ua, ra=ra, ta=93)
+    return tmp_path
+
+
+def tree(folder: Path) -> dict:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_records_are_copied_with_their_paths_and_checkpoints_are_not(sweep, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("shipped")
+    (next(sweep.glob("*_FT_1")) / "FTcheckpoint.pth.tar").write_bytes(b"weights")
+    (sweep / "prune").mkdir()
+    (sweep / "prune" / "imp_results.json").write_text('{"finished": true}')
+    (sweep / "prune" / "1model_SA_best.pth.tar").write_bytes(b"mask")
+    write_backdoor(sweep, "FT", 1, sa_after=90.0, asr_after=5.0)
+    out = tmp_path / "shipped"
+    assert ship_records.main([str(sweep), str(out)]) == {"copied": 6, "records": 6}
+    shipped = tree(out)
+    assert len(shipped) == 6 and not any(name.endswith(".pth.tar") for name in shipped)
+    assert all(shipped[name] == (sweep / name).read_bytes() for name in shipped)
+    ours = report.main([str(sweep), "--out", str(tmp_path / "a"), "--no-output-metrics"])
+    again = report.main([str(out), "--out", str(tmp_path / "b"), "--no-output-metrics"])
+    assert ours["rows"] == again["rows"] and ours["backdoor_rows"] == again["backdoor_rows"]
+    assert ship_records.main([str(sweep), str(out)]) == {"copied": 0, "records": 6}  # a rerun copies nothing
+
+
+def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(sweep, tmp_path_factory, capsys):
+    out = tmp_path_factory.mktemp("shipped")
+    ship_records.main([str(sweep), str(out)])
+    first, *_ = sorted(out.rglob("*_eval.json"))
+    first.write_text("{}")
+    for path in sorted(out.rglob("*_eval.json"))[1:]:
+        path.unlink()
+    before = tree(out)
+    with pytest.raises(SystemExit) as stopped:
+        utils.run_cli(ship_records.main, [str(sweep), str(out)])
+    assert stopped.value.code == 2 and "holds another record" in capsys.readouterr().err
+    assert tree(out) == before
+    with pytest.raises(utils.UsageError, match="no result records"):
+        ship_records.main([str(tmp_path_factory.mktemp("empty")), str(out)])
+    with pytest.raises(utils.UsageError, match="inside"):
+        ship_records.main([str(sweep), str(sweep / "copy")])

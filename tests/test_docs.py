@@ -38,6 +38,7 @@ PARSERS = {  # every entry script main_*.py has make_parser()
     "report.py": report.build_parser,
     "scripts/sweep.py": parser_of("scripts/sweep.py", "build_parser"),
     "scripts/relearn.py": parser_of("scripts/relearn.py", "build_parser"),
+    "scripts/ship_records.py": parser_of("scripts/ship_records.py", "build_parser"),
     "benchmarks/bench.py": parser_of("benchmarks/bench.py", "build_parser"),
 }
 

@@ -158,8 +158,9 @@ def provenance(device=None) -> dict:
     """Where, when and with what a result was made; every result file records it.
 
     The git commit and whether the checkout had uncommitted changes (None outside a checkout), the
-    Python and package versions, the resolved device and its name, threads, host, start and end time
-    (UTC), and the command shell-quoted with its interpreter.
+    Python and package versions, the resolved device and its name (a CPU's model), threads, the CPU's vector
+    instruction set (its kernels, and so its low bits, depend on it), host, start and end time (UTC), and
+    the command shell-quoted with its interpreter.
     """
     import platform
     import shlex
@@ -173,7 +174,7 @@ def provenance(device=None) -> dict:
             return None
 
     device = torch.device(device) if device is not None else None
-    name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device is not None and device.type == "cuda" else _cpu_model()
     return {
         **_git_state(),
         "python": platform.python_version(),
@@ -181,11 +182,24 @@ def provenance(device=None) -> dict:
         "device": str(device) if device is not None else None,
         "device_name": name or platform.machine(),
         "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector instructions CPU kernels use
         "host": socket.gethostname(),
         "started_utc": _utc(_STARTED),
         "finished_utc": _utc(time.time()),
         "command": shlex.join([sys.executable, *sys.argv]),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo's, where platform.processor() is empty)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor()
 
 
 def _utc(seconds: float) -> str:

@@ -132,7 +132,8 @@ def test_every_result_file_records_its_provenance(omp_dir, tmp_path):
     for path in (omp_dir / "imp_results.json", tmp_path / "GA_eval.json"):
         record = json.loads(path.read_text())
         made = record["provenance"]
-        assert made["device"] == "cpu" and made["threads"] >= 1 and made["host"]
+        assert made["device"] == "cpu" and made["threads"] == 1 and made["host"]
+        assert made["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and made["device_name"]
         assert set(made["packages"]) == {"torch", "torchvision", "numpy", "scikit-learn", "scipy", "optuna"}
         assert torch.__version__.startswith(made["packages"]["torch"])
         assert made["started_utc"] <= made["finished_utc"] and made["finished_utc"].endswith("Z")

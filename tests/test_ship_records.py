@@ -61,3 +61,33 @@ def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(s
         ship_records.main([str(tmp_path_factory.mktemp("empty")), str(out)])
     with pytest.raises(utils.UsageError, match="inside"):
         ship_records.main([str(sweep), str(sweep / "copy")])
+
+
+SHIPPED = Path("docs/results/fashionmnist_table1")
+
+
+def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_their_report(tmp_path, monkeypatch):
+    """The records behind docs/fashionmnist.md's Table 1: every group holds trials 1-3, each trained, pruned and
+    unlearned with one thread, and report.py turns them into the report shipped beside them (report/{scenario})."""
+    from collections import Counter
+
+    from reporting import collect
+
+    monkeypatch.chdir(ROOT)
+    runs, problems = collect.load_runs([SHIPPED / "unlearn"])
+    assert problems == [] and runs
+    assert set(Counter(collect.group_key(run) for run in runs).values()) == {3}
+    assert {run_identity_trial(run) for run in runs} == {(1, 1), (2, 2), (3, 3)}
+    for run in runs:
+        made_by = run["identity"]["inputs"]["mask"]["made_by"]
+        assert run["identity"]["args"]["threads"] == made_by["args"]["threads"] == 1
+    for scenario in sorted(path.name for path in (SHIPPED / "unlearn").iterdir()):
+        result = report.main(
+            [str(SHIPPED / "unlearn" / scenario), "--out", str(tmp_path / scenario), "--no-output-metrics"]
+        )
+        assert result["text"] == (SHIPPED / "report" / scenario / "report.md").read_text(), scenario
+
+
+def run_identity_trial(run) -> tuple:
+    """(the seed that trained the mask, the unlearning seed)."""
+    return run["identity"]["inputs"]["mask"]["made_by"]["args"]["seed"], run["identity"]["args"]["seed"]

@@ -19,7 +19,7 @@ $(VENV)/installed: requirements.txt
 demo: $(VENV)/installed
 	DEMO_METHODS=$(DEMO_METHODS) bash scripts/demo.sh $(PY) $(DEMO_DIR) $(DEMO_TRIALS)
 
-# The paper's experiments on real Fashion-MNIST at CPU scale (about 2 hours on 2 cores; resumable).
+# The paper's experiments on real Fashion-MNIST at CPU scale (hours on 2 cores: docs/fashionmnist.md has the measured times; resumable).
 fashionmnist: $(VENV)/installed
 	bash scripts/fashionmnist.sh $(PY) $(FMNIST_DIR)
 

@@ -41,10 +41,11 @@ EXTRA = {
 # bf16 against float32: the two runs share θ_o, the mask and D_f but not the rounding, so samples
 # near the decision boundary flip. Measured on this set-up (D_r 483, D_f 60, val 57, test 360
 # samples), the largest gaps over all methods were 0.8 points on D_r (4 samples), 3.5 on val
-# (2 samples), 1.1 on test (4 samples) and 1.7 on D_f (1 sample). Allowed: 3 points or 3 samples,
-# whichever is more, on every subset, a little above what was seen; a broken bf16 path (a wrong
-# layout, a lost cast) misses that by tens of points.
-TOLERANCE_POINTS, TOLERANCE_SAMPLES = 3.0, 3
+# (2 samples), 1.1 on test (4 samples) and 1.7 on D_f (1 sample); on an AMD EPYC (AVX2 kernels)
+# Retrain (SAM), a model still near chance after its one epoch, flipped 4 D_f samples (6.7 points) and
+# 2.9 points of D_r. Allowed: 3 points or 4 samples, whichever is more, on every subset; a broken bf16
+# path (a wrong layout, a lost cast) misses that by tens of points.
+TOLERANCE_POINTS, TOLERANCE_SAMPLES = 3.0, 4
 NO_BF16_STEP = {
     "raw",
     "fisher",

@@ -34,9 +34,6 @@ def fresh_model(data, seed=0):
 def test_the_count_is_the_first_step_at_the_target_written_out_and_the_model_is_untouched(data):
     model, forget = fresh_model(data), np.arange(0, 60)
     before = copy.deepcopy(model.state_dict())
-    settings = RelearnSettings(lr=0.05, batch_size=16, max_steps=30, seed=3)
-    result = relearn_time(model, data, forget, RUNTIME, target=60.0, settings=settings)
-
     plain = copy.deepcopy(model)  # the loop written out: SGD steps on shuffled D_f batches, D_f accuracy after each
     optimizer = torch.optim.SGD(plain.parameters(), lr=0.05, momentum=0.9)
     batches, curve = data.train_batches(forget, batch_size=16, augment=False, seed=3), []
@@ -49,7 +46,13 @@ def test_the_count_is_the_first_step_at_the_target_written_out_and_the_model_is_
             F.cross_entropy(plain(images), labels).backward()
             optimizer.step()
             curve.append(accuracy(plain, data.eval_batches("train", forget), RUNTIME))
-    first = next(i for i, value in enumerate(curve) if value >= 60.0)
+    # the target: the best D_f accuracy of the first 30 steps (how high depends on the CPU's kernels), which
+    # relearning on D_f must lift above the starting one
+    target = max(curve[1:31])
+    assert target > curve[0]
+    settings = RelearnSettings(lr=0.05, batch_size=16, max_steps=30, seed=3)
+    result = relearn_time(model, data, forget, RUNTIME, target=target, settings=settings)
+    first = next(i for i, value in enumerate(curve) if value >= target)
     assert result["reached"] and result["steps"] == first > 0
     assert result["curve"] == pytest.approx(curve[: first + 1])
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())

@@ -112,13 +112,13 @@ def test_the_objective_is_the_gap_to_retrain_on_validation_and_never_reads_the_t
 
 
 def test_the_median_pruner_stops_trials_worse_than_earlier_ones_after_an_epoch(reference, tmp_path):
-    tune(reference, tmp_path / "s", "--n-trials", "3")
+    tune(reference, tmp_path / "s", "--n-trials", "6")
     rows = list(csv.DictReader((tmp_path / "s" / "trials.csv").open()))
     pruned = [row for row in rows if row["state"] == "PRUNED"]
     assert pruned and all(row["pruned_after_epoch"] == "1" for row in pruned)  # objective: its value then
     assert rows[0]["state"] == "COMPLETE"  # the first trial has no earlier one to be compared with
     record = json.loads((tmp_path / "s" / "best.json").read_text())
-    assert record["finished_trials"] == 3 and record["best"]["trial"] not in [int(row["trial"]) for row in pruned]
+    assert record["finished_trials"] == 6 and record["best"]["trial"] not in [int(row["trial"]) for row in pruned]
 
 
 def test_another_setting_in_the_same_study_is_refused(reference, tmp_path):

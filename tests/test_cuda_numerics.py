@@ -46,6 +46,14 @@ EXTRA = {
 # 2.9 points of D_r. Allowed: 3 points or 4 samples, whichever is more, on every subset; a broken bf16
 # path (a wrong layout, a lost cast) misses that by tens of points.
 TOLERANCE_POINTS, TOLERANCE_SAMPLES = 3.0, 4
+# The methods that train from a fresh initialisation (Retrain, Retrain (LS), Retrain (SAM)) are still at
+# chance after their one epoch: their logits are nearly uniform, so which class wins flips with any
+# rounding (CI, on another CPU: Retrain (LS) fp32 21.7 against bf16 13.3 points on D_f; here 21.7 against
+# 18.3), and their accuracies say nothing about the bf16 path. Their first epoch's mean training loss
+# does: both runs start from the same initialisation and see the same batches. Measured: 0.2% (Retrain),
+# 0.4% (LS) and 4.8% (SAM, whose ascent step at --sam_lr 0.1 and rho 2 amplifies the rounding) apart.
+# The training step under bf16 they share is checked to the sample by the methods that start from θ_o.
+FRESH_START_LOSS_RTOL = 0.10
 NO_BF16_STEP = {
     "raw",
     "fisher",
@@ -134,8 +142,12 @@ def test_every_method_under_bf16_channels_last_matches_float32(checkpoint, subse
     assert all(torch.equal(after[key], mask) for key, mask in masks.items()), f"{method} moved the mask under bf16"
     gaps = {part: abs(bf16["accuracy"][part] - fp32["accuracy"][part]) for part in subset_sizes}
     print(f"{method}: |bf16 - float32| accuracy points {gaps}")
-    for part, size in subset_sizes.items():
-        assert gaps[part] <= max(TOLERANCE_POINTS, 100 * TOLERANCE_SAMPLES / size), (part, gaps)
+    if unlearn.METHODS[method].loads_weights:
+        for part, size in subset_sizes.items():
+            assert gaps[part] <= max(TOLERANCE_POINTS, 100 * TOLERANCE_SAMPLES / size), (part, gaps)
+    else:
+        losses = [run["unlearn_stats"]["epochs"][0]["loss"] for run in (fp32, bf16)]
+        assert losses[1] == pytest.approx(losses[0], rel=FRESH_START_LOSS_RTOL), losses
     if method not in NO_BF16_STEP:  # the bf16 run did round differently: it is not the float32 run again
         a, b = (
             conv_weights(tmp_path / "fp32" / f"{method}checkpoint.pth.tar"),

@@ -63,29 +63,37 @@ def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(s
         ship_records.main([str(sweep), str(sweep / "copy")])
 
 
-SHIPPED = Path("docs/results/fashionmnist_table1")
+SHIPPED_FOLDERS = sorted(path.name for path in (ROOT / "docs" / "results").iterdir())
 
 
-def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_their_report(tmp_path, monkeypatch):
-    """The records behind docs/fashionmnist.md's Table 1: every group holds trials 1-3, each trained, pruned and
+def test_every_shipped_folder_is_checked_here():
+    assert {"fashionmnist_table1", "fashionmnist_random_avx512"} <= set(SHIPPED_FOLDERS)
+
+
+@pytest.mark.parametrize("folder", SHIPPED_FOLDERS)
+def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_their_report(
+    folder, tmp_path, monkeypatch
+):
+    """The records behind docs/fashionmnist.md's tables: every group holds trials 1-3, each trained, pruned and
     unlearned with one thread, and report.py turns them into the report shipped beside them (report/{scenario})."""
     from collections import Counter
 
     from reporting import collect
 
+    shipped = Path("docs/results") / folder
     monkeypatch.chdir(ROOT)
-    runs, problems = collect.load_runs([SHIPPED / "unlearn"])
+    runs, problems = collect.load_runs([shipped / "unlearn"])
     assert problems == [] and runs
     assert set(Counter(collect.group_key(run) for run in runs).values()) == {3}
     assert {run_identity_trial(run) for run in runs} == {(1, 1), (2, 2), (3, 3)}
     for run in runs:
         made_by = run["identity"]["inputs"]["mask"]["made_by"]
         assert run["identity"]["args"]["threads"] == made_by["args"]["threads"] == 1
-    for scenario in sorted(path.name for path in (SHIPPED / "unlearn").iterdir()):
+    for scenario in sorted(path.name for path in (shipped / "unlearn").iterdir()):
         result = report.main(
-            [str(SHIPPED / "unlearn" / scenario), "--out", str(tmp_path / scenario), "--no-output-metrics"]
+            [str(shipped / "unlearn" / scenario), "--out", str(tmp_path / scenario), "--no-output-metrics"]
         )
-        assert result["text"] == (SHIPPED / "report" / scenario / "report.md").read_text(), scenario
+        assert result["text"] == (shipped / "report" / scenario / "report.md").read_text(), scenario
 
 
 def run_identity_trial(run) -> tuple:

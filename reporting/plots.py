@@ -40,9 +40,14 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
-def _method_lines(ax, rows: list[dict], metric: str) -> None:
+PERCENT_RANGE = (0.0, 100.0)  # UA and MIA-Efficacy are percentages: no mean lies outside
+
+
+def _method_lines(ax, rows: list[dict], metric: str) -> list:
     """One line per method variant (its row name), in table order, with its 95% t-interval over trials as a
-    band where there are two trials or more."""
+    band where there are two trials or more, cut to the metric's range 0-100 (a t-interval of three
+    trials near 100 reaches past it; the true mean cannot). Returns the bands drawn, as (x, low, high)."""
+    bands = []
     names = sorted({(method_rank(row["method"]), row["name"]) for row in rows})
     for _, name in names:
         points = sorted(
@@ -53,7 +58,10 @@ def _method_lines(ax, rows: list[dict], metric: str) -> None:
         x, y, low, high = zip(*points, strict=True)
         (line,) = ax.plot(x, y, marker="o", label=name)
         if all(value is not None for value in low + high):
+            low, high = np.clip(low, *PERCENT_RANGE), np.clip(high, *PERCENT_RANGE)
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            bands.append((x, low, high))
+    return bands
 
 
 def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
@@ -73,6 +81,7 @@ def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
         ax.set_title(f"{first['dataset']} {first['arch']}\n{scenario_title(first)}", fontsize=9)
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel(f"{titles[metric]} (%)")
+        ax.set_ylim(PERCENT_RANGE[0] - 3, PERCENT_RANGE[1] + 3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save_figure(fig, Path(path))

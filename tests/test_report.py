@@ -444,3 +444,30 @@ def test_a_well_formed_audit_result_is_read(two_methods, tmp_path):
     result = document.build_report([two_methods], tmp_path / "out")
     (row,) = result["audits"]
     assert (row["method"], row["N"], row["accuracy"]["mean"], row["floor"]) == ("FT", 2, 0.7, None)
+
+
+def test_the_interval_band_is_cut_to_the_percent_range_and_kept_inside_it():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reporting import plots
+
+    rows = [
+        {"method": "FT", "name": "FT", "sparsity": s, "UA_mean": m, "UA_ci_low": lo, "UA_ci_high": hi}
+        for s, m, lo, hi in [(0.0, 48.0, 15.2, 80.8), (95.0, 97.0, 45.8, 109.6), (99.0, 1.0, -4.0, 6.0)]
+    ]
+    fig, ax = plt.subplots()
+    try:
+        ((x, low, high),) = plots._method_lines(ax, rows, "UA")
+    finally:
+        plt.close(fig)
+    assert list(x) == [0.0, 95.0, 99.0]
+    assert list(low) == [15.2, 45.8, 0.0] and list(high) == [80.8, 100.0, 6.0]
+    no_interval = [{**rows[0], "UA_ci_low": None, "UA_ci_high": None}]
+    fig, ax = plt.subplots()
+    try:
+        assert plots._method_lines(ax, no_interval, "UA") == []
+    finally:
+        plt.close(fig)

@@ -33,9 +33,10 @@ tuned: $(VENV)/installed
 audit: $(VENV)/installed
 	bash scripts/audit.sh $(PY) $(AUDIT_DIR)
 
-# One process per core (pytest-xdist; each test module on one worker, so its fixtures are built once):
-# every test computes with one thread, so two cores run the suite in about half the time.
-TEST_WORKERS ?= auto
+# Two pytest-xdist workers, one per core of the 2-core CI machine (each test module on one worker, so its
+# fixtures are built once): every test computes with one thread, so two cores run the suite in about half
+# the time. TEST_WORKERS=auto takes one per core of a larger machine; TEST_WORKERS=1 runs one test at a time.
+TEST_WORKERS ?= 2
 test: $(VENV)/installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope tests
 

@@ -66,8 +66,10 @@ def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(s
 SHIPPED_FOLDERS = sorted(path.name for path in (ROOT / "docs" / "results").iterdir())
 
 
-def test_every_shipped_folder_is_checked_here():
-    assert {"fashionmnist_table1", "fashionmnist_random_avx512"} <= set(SHIPPED_FOLDERS)
+def test_the_folders_the_docs_quote_are_among_those_checked():
+    """The parametrised check below runs over whatever docs/results holds: it must find the three folders."""
+    quoted = {"fashionmnist_table1", "fashionmnist_random_avx512", "fashionmnist_curve_avx512"}
+    assert quoted <= set(SHIPPED_FOLDERS)
 
 
 @pytest.mark.parametrize("folder", SHIPPED_FOLDERS)

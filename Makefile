@@ -9,7 +9,7 @@ FMNIST_DIR ?= runs/fashionmnist
 AUDIT_DIR ?= runs/audit
 FMNIST_DATA ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: demo fashionmnist tuned audit test test-slurm gpu-check lint docs clean-venv
+.PHONY: demo fashionmnist tuned audit mask-memory test test-slurm gpu-check lint docs clean-venv
 
 $(VENV)/installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ tuned: $(VENV)/installed
 # The per-example audit on digits and Fashion-MNIST (its masks come from `make fashionmnist`; resumable).
 audit: $(VENV)/installed
 	bash scripts/audit.sh $(PY) $(AUDIT_DIR)
+
+# Does the mask remember the forget set? (docs/mask_memory.md): Table 1 of `make fashionmnist` (reused when
+# there), then the clean masks, their Retrain, the reports and the per-example audit (resumable).
+MASK_DIR ?= runs/mask_memory
+mask-memory: $(VENV)/installed
+	FMNIST_DATA=$(FMNIST_DATA) STAGES=1 bash scripts/fashionmnist.sh $(PY) $(FMNIST_DIR)
+	FMNIST_DATA=$(FMNIST_DATA) bash scripts/mask_memory.sh $(PY) $(MASK_DIR) $(FMNIST_DIR)
 
 # Two pytest-xdist workers, one per core of the 2-core CI machine (each test module on one worker, so its
 # fixtures are built once): every test computes with one thread, so two cores run the suite in about half

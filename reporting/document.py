@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reporting import audit_report, output_distance, published
+from reporting import audit_report, output_distance, published, references
 from reporting.collect import against_clean_retrain, describe, load_runs, pairing_key, summarise, summarise_backdoor
 from reporting.pairing import effects_markdown, find_missing, gap_problems, sparsity_effects
 from reporting.plots import plot_backdoor, plot_sparsity
@@ -49,7 +49,7 @@ def build_report(
     With ``meter``, each unlearning run's JS divergences and ℓ2 distance to Retrain are measured too.
     ``clean_reference``: runs on inherited masks are measured against the clean Retrain (``against_clean_retrain``).
     """
-    runs, problems = _loaded(paths, clean_reference, meter, log)
+    runs, problems, both = _loaded(paths, clean_reference, meter, log)
     rows, backdoor_rows = summarise(runs), summarise_backdoor(runs)
     problems += gap_problems(rows)
     missing = find_missing(rows, backdoor_rows, expect_methods, expect_seeds, expect_sparsities)
@@ -66,6 +66,10 @@ def build_report(
     effects = sparsity_effects(runs)
     audits = _read_audits(paths, problems)
     text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects)
+    if both:
+        text += "\n" + references.TWO_REFERENCES_NOTE + references.two_references_markdown(both)
+        atomic_write_text(references.two_references_csv(both), out / "two_references.csv")
+        written.append(out / "two_references.csv")
     if audits:
         text += "\n## Per-example audit (main_audit.py)\n\n" + AUDIT_NOTE + audit_report.audit_markdown(audits)
     comparison = []
@@ -85,13 +89,16 @@ def build_report(
         "problems": problems,
         "published": comparison,
         "audits": audits,
+        "two_references": both,
         "files": written + figures,
     }
 
 
-def _loaded(paths, clean_reference: bool, meter, log) -> tuple[list[dict], list[str]]:
-    """The runs below ``paths`` (re-keyed to the clean Retrain if asked), measured by ``meter``, and the problems."""
+def _loaded(paths, clean_reference: bool, meter, log) -> tuple[list[dict], list[str], list[dict]]:
+    """The runs below ``paths`` (re-keyed to the clean Retrain if asked), measured by ``meter``, the problems,
+    and with the clean reference each inherited-mask group against both Retrains."""
     runs, problems = load_runs(paths)
+    both = references.two_references(runs) if clean_reference else []
     if clean_reference:
         runs = against_clean_retrain(runs)
     if not runs and not problems:
@@ -100,7 +107,7 @@ def _loaded(paths, clean_reference: bool, meter, log) -> tuple[list[dict], list[
     if meter is not None:
         skipped = output_distance.measure(runs, pairing_key, meter, log)
         problems += [f"{describe(run)}, seed {run['seed']}: no JS/ℓ2 to Retrain, {why}" for run, why in skipped]
-    return runs, problems
+    return runs, problems, both
 
 
 def _read_audits(paths, problems: list[str]) -> list[dict]:

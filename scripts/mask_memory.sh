@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Does the mask remember the forget set? On the `make fashionmnist` setting (docs/mask_memory.md):
+# Does the mask remember the forget set? On the `make fashionmnist` setting at 95% (docs/mask_memory.md):
 #   1. clean masks: for every trial k and scenario, the Table-1 training and OMP run again with the forget
 #      set left out (main_imp.py --leave_out_forget; class-wise: class 1, random: the 270 images main_forget.py
-#      --seed k draws), into $ROOT/clean/{scenario}/train_seed{k} (round 0 is the dense clean reference);
-#   2. clean Retrain: Table 1's Retrain command on each clean mask, dense and at each rate;
-#   3. the report: every Table-1 run (Retrain of the inherited mask included) against the clean Retrain
-#      (report.py --reference clean) and, beside it, against the inherited Retrain, plus the mask overlap;
-#   4. the per-example audit at 95%: N Retrain runs on trial 1's inherited mask against N on its clean mask.
+#      --seed k draws), into $ROOT/clean/{scenario}/train_seed{k};
+#   2. clean Retrain: Table 1's Retrain command on each clean 95% mask. Not at 0%: a dense Retrain starts
+#      from a fresh initialisation (--train_seed) with nothing masked, so it never reads the model it is given
+#      and the clean and inherited dense Retrain are the same run;
+#   3. the reports: every Table-1 run at 95% (Retrain of the inherited mask included) against the clean
+#      Retrain (report.py --reference clean) and, beside it, against the inherited Retrain, plus the mask
+#      overlap per layer;
+#   4. the per-example audit: N Retrain runs on trial 1's inherited mask against N on its clean mask.
+# Expects the Table-1 runs of scripts/fashionmnist.sh (STAGES=1) under FM_ROOT.
 # Resumable: finished runs are reused and interrupted ones continued.
-# Usage: scripts/mask_memory.sh [PYTHON] [ROOT] [FM_ROOT]   (TRIALS=K, RATES="0.95 0.9", STAGES=1,2,3,4, N=4)
+# Usage: scripts/mask_memory.sh [PYTHON] [ROOT] [FM_ROOT]   (TRIALS=K, STAGES=1,2,3,4, N=4)
 set -euo pipefail
 PY=${1:-python3}
 ROOT=${2:-runs/mask_memory}
 FM_ROOT=${3:-runs/fashionmnist}
 DATA=${FMNIST_DATA:-./data}
 TRIALS=${TRIALS:-3}
-RATES=${RATES:-0.95}
 STAGES=${STAGES:-1,2,3,4}
 N=${N:-4}
 # shellcheck source=scripts/fashionmnist_settings.sh
@@ -26,9 +29,8 @@ declare -A FORGET=([class]="--class_to_replace $CLASS" [random]="--class_to_repl
 
 resume_flag() { compgen -G "$1" > /dev/null && echo --resume || true; }  # a file matching the pattern: resume
 
-clean_mask() {  # scenario trial rate -> the clean mask file
-    local dir="$ROOT/clean/$1/train_seed$2"
-    if [[ $3 == 0 ]]; then echo "$dir/0model_SA_best.pth.tar"; else echo "$dir/1model_SA_best.pth.tar"; fi
+clean_mask() {  # scenario trial -> the clean 95% mask file
+    echo "$ROOT/clean/$1/train_seed$2/1model_SA_best.pth.tar"
 }
 
 start=$(date +%s)
@@ -47,21 +49,20 @@ fi
 if [[ ",$STAGES," == *",2,"* ]]; then
     for k in $(seq 1 "$TRIALS"); do
         for scenario in class random; do
-            for rate in 0 $RATES; do
-                dir="$ROOT/unlearn/$scenario/r$rate/retrain/train_seed$k/seed$k"
-                [[ -f $dir/retrain_eval.json ]] && continue
-                # shellcheck disable=SC2086  # Table 1's Retrain command, on the clean mask
-                "$PY" -u main_forget.py "${BASE[@]}" --mask "$(clean_mask "$scenario" "$k" "$rate")" --unlearn retrain \
-                    --seed "$k" --save_dir "$dir" ${FMNIST_ARGS[retrain]} ${FORGET[$scenario]} $COMMON \
-                    $(resume_flag "$dir/retrain*.pth.tar")
-            done
+            dir="$ROOT/unlearn/$scenario/r0.95/retrain/train_seed$k/seed$k"
+            [[ -f $dir/retrain_eval.json ]] && continue
+            # shellcheck disable=SC2086  # Table 1's Retrain command, on the clean mask
+            "$PY" -u main_forget.py "${BASE[@]}" --mask "$(clean_mask "$scenario" "$k")" --unlearn retrain \
+                --seed "$k" --save_dir "$dir" ${FMNIST_ARGS[retrain]} ${FORGET[$scenario]} $COMMON \
+                $(resume_flag "$dir/retrain*.pth.tar")
         done
     done
 fi
 if [[ ",$STAGES," == *",3,"* ]]; then
     for scenario in class random; do
-        "$PY" report.py "$FM/unlearn/$scenario" "$ROOT/unlearn/$scenario" --reference clean \
-            --out "$ROOT/report_clean_$scenario" --no-output-metrics
+        "$PY" report.py "$FM/unlearn/$scenario/r0.95" --out "$ROOT/report_inherited_$scenario"
+        "$PY" report.py "$FM/unlearn/$scenario/r0.95" "$ROOT/unlearn/$scenario" --reference clean \
+            --out "$ROOT/report_clean_$scenario"
         "$PY" scripts/mask_overlap.py "$FM" "$ROOT/clean/$scenario" --trials "$TRIALS" --out "$ROOT/overlap_$scenario.csv"
     done
 fi
@@ -69,7 +70,7 @@ if [[ ",$STAGES," == *",4,"* ]]; then
     for scenario in class random; do
         # shellcheck disable=SC2086
         "$PY" main_audit.py --mask "$FM/prune_r0.95/train_seed1/1model_SA_best.pth.tar" --unlearn retrain \
-            --reference-mask "$(clean_mask "$scenario" 1 0.95)" -N "$N" --save_dir "$ROOT/audit/$scenario" \
+            --reference-mask "$(clean_mask "$scenario" 1)" -N "$N" --save_dir "$ROOT/audit/$scenario" \
             --run-args "${BASE[*]} $COMMON" --method-args "${FMNIST_ARGS[retrain]}" \
             --retrain-args "${FMNIST_ARGS[retrain]}" ${FORGET[$scenario]} --forget_seed 1
     done

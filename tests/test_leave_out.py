@@ -11,8 +11,9 @@ from conftest import ARCH
 import dataset
 import main_forget
 import main_imp
+import report
 from dataset.batches import Batches
-from reporting import collect
+from reporting import collect, references
 from utils import UsageError
 
 FORGET = ["--class_to_replace", "-1", "--num_indexes_to_replace", "60"]
@@ -103,6 +104,24 @@ def test_report_measures_inherited_runs_against_the_clean_retrain(masks, tmp_pat
     inherited = runs["inherited", "retrain"]
     assert plain["FT"]["UA_gap"] == pytest.approx(abs(runs["inherited", "FT"]["UA"] - inherited["UA"]))
     assert np.isfinite(rows["FT"]["avg_gap"])
+    both = {row["method"]: row for row in references.two_references(loaded)}
+    assert set(both) == {"retrain", "FT"} and both["retrain"]["name"] == "Retrain (inherited mask)"
+    for method in both:
+        run = runs["inherited", method]
+        for short, key, _ in collect.METRICS:  # signed, one trial: no interval
+            assert both[method][f"{short}_minus_clean_mean"] == pytest.approx(run[key] - clean[key])
+            assert both[method][f"{short}_minus_clean_ci_low"] is None
+        to_clean = np.mean([abs(run[key] - clean[key]) for _, key, _ in collect.METRICS])
+        to_own = np.mean([abs(run[key] - inherited[key]) for _, key, _ in collect.METRICS])
+        assert both[method]["gap_clean"]["mean"] == pytest.approx(to_clean)
+        assert both[method]["gap_inherited"]["mean"] == pytest.approx(to_own)
+        assert both[method]["gap_change"]["mean"] == pytest.approx(to_clean - to_own)
+    assert both["retrain"]["gap_inherited"]["mean"] == 0.0
+    result = report.main([str(tmp_path), "--reference", "clean", "--out", str(tmp_path / "r"), "--no-output-metrics"])
+    assert "## Against both references, paired by trial" in result["text"]
+    assert len((tmp_path / "r" / "two_references.csv").read_text().splitlines()) == 3
+    plain = report.main([str(tmp_path), "--out", str(tmp_path / "p"), "--no-output-metrics"])
+    assert "both references" not in plain["text"] and not (tmp_path / "p" / "two_references.csv").exists()
 
 
 def test_a_clean_mask_is_refused_for_another_forget_set(masks, tmp_path):

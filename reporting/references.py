@@ -1,0 +1,132 @@
+"""Runs on an inherited mask against both references, paired by trial: the Retrain of the same (inherited)
+mask and the clean Retrain, whose mask was trained and pruned without the forget set (report.py
+--reference clean). Does the inherited mask's Retrain differ from the clean one, and does measuring a method
+against the clean Retrain change its gap?"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import numpy as np
+
+from evaluation import trial_stats
+from reporting.collect import (
+    METRICS,
+    SETTING_FIELDS,
+    group_key,
+    method_name,
+    pairing_key,
+    row_order,
+    scenario_title,
+    setting_key,
+)
+from reporting.tables import csv_text, markdown_table
+
+
+def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
+    return {
+        pairing_key(run): run
+        for run in runs
+        if run["kind"] == "unlearn" and run["method"] == "retrain" and run["clean_mask"] == clean
+    }
+
+
+def _paired(runs: list[dict]) -> dict:
+    """{group: [(run, its inherited Retrain, its clean Retrain)]} for every inherited-mask run that has both."""
+    inherited, clean = _retrain_by_trial(runs, False), _retrain_by_trial(runs, True)
+    groups = defaultdict(list)
+    for run in runs:
+        if run["kind"] != "unlearn" or run["clean_mask"]:
+            continue
+        own = inherited.get(pairing_key(run))
+        other = clean.get(pairing_key({**run, "context_id": run["clean_context_id"]}))
+        if own is not None and other is not None:
+            groups[group_key(run)].append((run, own, other))
+    return groups
+
+
+def _avg_gap(run: dict, reference: dict) -> float:
+    return float(np.mean([abs(run[short] - reference[short]) for short, _, _ in METRICS]))
+
+
+def two_references(runs: list[dict]) -> list[dict]:
+    """Per inherited-mask group: each metric minus the clean Retrain's (signed, paired by trial, with its 95%
+    t-interval), and the per-trial Avg. Gap to each reference with the paired change (clean − inherited)."""
+    rows = []
+    for members in _paired(runs).values():
+        members.sort(key=lambda triple: json.dumps(triple[0]["trial"]))
+        first = members[0][0]
+        row = {field: first[field] for field in SETTING_FIELDS + ("sparsity", "method")}
+        row |= {"name": method_name(first["method"]), "variant": "", "n_trials": len(members)}
+        row["name"] += " (inherited mask)" if first["method"] == "retrain" else ""
+        for short, _, _ in METRICS:
+            difference = trial_stats.summary([run[short] - clean[short] for run, _, clean in members])
+            row |= {f"{short}_minus_clean_{key}": difference[key] for key in ("mean", "ci_low", "ci_high")}
+        to_own = [_avg_gap(run, own) for run, own, _ in members]
+        to_clean = [_avg_gap(run, clean) for run, _, clean in members]
+        row |= {"gap_inherited": trial_stats.summary(to_own), "gap_clean": trial_stats.summary(to_clean)}
+        row["gap_change"] = trial_stats.paired_change(to_own, to_clean)
+        rows.append(row)
+    return sorted(rows, key=row_order)
+
+
+def _signed(mean: float, low: float | None, high: float | None) -> str:
+    return f"{mean:+.1f}" + ("" if low is None else f" [{low:+.1f}, {high:+.1f}]")
+
+
+def _difference(row: dict, short: str) -> str:
+    return _signed(*(row[f"{short}_minus_clean_{key}"] for key in ("mean", "ci_low", "ci_high")))
+
+
+def _spread(summary: dict) -> str:
+    std = summary["std"]
+    return f"{summary['mean']:.2f}" + ("" if std is None else f"±{std:.2f}")
+
+
+def two_references_markdown(rows: list[dict]) -> str:
+    """One table per setting: the signed differences to the clean Retrain and the Avg. Gap to each reference."""
+    header = ["Sparsity", "Method"] + [f"{title} − clean" for _, _, title in METRICS]
+    header += ["Avg. Gap to inherited Retrain", "Avg. Gap to clean Retrain", "Change", "Trials"]
+    by_setting = defaultdict(list)
+    for row in rows:
+        by_setting[setting_key(row)].append(row)
+    parts = []
+    for setting_rows in by_setting.values():
+        body = [
+            [f"{row['sparsity']:.1f}%", row["name"]]
+            + [_difference(row, short) for short, _, _ in METRICS]
+            + [_spread(row["gap_inherited"]), _spread(row["gap_clean"])]
+            + [_signed(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
+            for row in setting_rows
+        ]
+        first = setting_rows[0]
+        title = f"### {first['dataset']} · {first['arch']} · {scenario_title(first)}"
+        parts.append(title + "\n\n" + markdown_table(header, ["---:", "---"] + ["---:"] * 8, body))
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
+TWO_REFERENCES_NOTE = (
+    "## Against both references, paired by trial\n\n"
+    "Each run on the inherited mask against the Retrain of the same trial on the clean mask (trained and "
+    "pruned without the forget set): per metric, run − clean Retrain (signed; mean over trials and its 95% "
+    "t-interval). Avg. Gap here is per trial (mean of the four |differences|), then averaged: to the "
+    "inherited mask's Retrain (the table above) and to the clean Retrain; Change = clean − inherited, with "
+    "its 95% t-interval.\n\n"
+)
+
+
+def two_references_csv(rows: list[dict]) -> str:
+    """The same rows flat: the signed differences and each Avg. Gap's mean, std and interval."""
+    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    columns += [f"{short}_minus_clean_{key}" for short, _, _ in METRICS for key in ("mean", "ci_low", "ci_high")]
+    flat = []
+    for row in rows:
+        item = {key: value for key, value in row.items() if not isinstance(value, dict)}
+        for name in ("gap_inherited", "gap_clean", "gap_change"):
+            item |= {f"{name}_{key}": row[name][key] for key in ("mean", "std", "ci_low", "ci_high")}
+        item["gap_change_verdict"] = row["gap_change"]["verdict"]
+        flat.append(item)
+    for name in ("gap_inherited", "gap_clean", "gap_change"):
+        columns += [f"{name}_{key}" for key in ("mean", "std", "ci_low", "ci_high")]
+    return csv_text(flat, columns + ["gap_change_verdict"])

@@ -208,17 +208,18 @@ def submit_slurm(args, log) -> int:
     return 0
 
 
-def scores(runs: list[AuditRun]) -> tuple[np.ndarray, np.ndarray]:
-    """φ of every forget example under every run: (runs, examples), and the forget indices they share."""
+def scores(runs: list[AuditRun], part: str = "forget") -> tuple[np.ndarray, np.ndarray]:
+    """φ of every example of ``part`` ("forget": the forget set; "test": the fixed test sample, which no run
+    trained on) under every run: (runs, examples), and the example indices they share."""
     phis, indices = [], None
     for run in runs:
         outputs = load_outputs(run.files["outputs"])
-        if indices is not None and not np.array_equal(outputs["forget_indices"], indices):
-            raise UsageError(f"'{run.files['outputs']}' has another forget set than the other runs")
-        if not np.isfinite(outputs["forget_logits"]).all():
+        if indices is not None and not np.array_equal(outputs[f"{part}_indices"], indices):
+            raise UsageError(f"'{run.files['outputs']}' has another {part} set than the other runs")
+        if not np.isfinite(outputs[f"{part}_logits"]).all():
             raise UsageError(f"'{run.files['outputs']}' has non-finite logits (the run diverged); audit without it")
-        indices = outputs["forget_indices"]
-        phis.append(audit_stats.scaled_confidence(outputs["forget_logits"], outputs["forget_labels"]))
+        indices = outputs[f"{part}_indices"]
+        phis.append(audit_stats.scaled_confidence(outputs[f"{part}_logits"], outputs[f"{part}_labels"]))
     return np.stack(phis), indices
 
 
@@ -262,6 +263,17 @@ def noise_floor(retrain: np.ndarray, splits: int = FLOOR_SPLITS) -> dict | None:
     return {**_result(accuracy, epsilon, half, half), "splits": splits}
 
 
+def control_on_test(runs: list[AuditRun]) -> dict:
+    """The same comparison on the fixed test sample, which neither side trained on: how far the two sides
+    differ as models, whatever the forget set. A forget-set separation well above this one is about D_f."""
+    method, indices = scores([run for run in runs if run.side == "method"], "test")
+    retrain, retrain_indices = scores([run for run in runs if run.side == "retrain"], "test")
+    if not np.array_equal(indices, retrain_indices):
+        raise UsageError("the method's runs and the retrain runs saw different test samples; use a fresh --save_dir")
+    return {"test_indices": indices.tolist(), "method_vs_retrain": compare(method, retrain),
+            "noise_floor": noise_floor(retrain)}  # fmt: skip
+
+
 def plot_accuracy(audit: dict, path: Path) -> None:
     """Histogram of per-example attack accuracy: method vs Retrain, and the noise floor when measured."""
     import matplotlib
@@ -274,9 +286,11 @@ def plot_accuracy(audit: dict, path: Path) -> None:
     series = [(f"{audit['method']} vs retrain", audit["method_vs_retrain"])]
     if audit["noise_floor"] is not None:
         series.append(("retrain vs retrain (noise floor)", audit["noise_floor"]))
+    series.append(("the same on test examples (control)", audit["test_control"]["method_vs_retrain"]))
     for label, result in series:
-        axes.hist(result["per_example"]["attack_accuracy"], bins=bins, alpha=0.6, label=label)
-    axes.set(xlabel="per-example attack accuracy (leave-one-model-out LR test)", ylabel="forget examples")
+        values = result["per_example"]["attack_accuracy"]
+        axes.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), alpha=0.6, label=label)
+    axes.set(xlabel="per-example attack accuracy (leave-one-model-out LR test)", ylabel="fraction of examples")
     axes.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -295,6 +309,8 @@ DEFINITIONS = {
     "clopper_pearson_alpha": audit_stats.ALPHA,
     "noise_floor": "retrain runs against retrain runs, N/2 a side, per example the mean over FLOOR_SPLITS random "
     "disjoint halvings",
+    "test_control": "the same comparisons on a fixed sample of test examples (evaluation/outputs.py), which no "
+    "run trained on: the separation of the two sides as models, not specific to the forget set",
 }
 
 
@@ -318,6 +334,7 @@ def run_audit(args, log) -> dict:
         "forget_indices": indices.tolist(),
         "method_vs_retrain": compare(method, retrain),
         "noise_floor": noise_floor(retrain),
+        "test_control": control_on_test(runs),
     }
     audit["seconds"] = time.perf_counter() - began
     files = result_files(args.save_dir, args.unlearn)

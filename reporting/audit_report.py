@@ -25,9 +25,10 @@ def find_audits(paths) -> list[Path]:
     return sorted(found)
 
 
-def _evals(save_dir: Path, method: str, count: int) -> list[dict]:
-    """The _eval.json of the runs seed1..seedN of one side (those present and readable)."""
-    files = [save_dir / method / f"seed{seed}" / f"{method}_eval.json" for seed in range(1, count + 1)]
+def _evals(save_dir: Path, method: str, count: int, folder: str | None = None) -> list[dict]:
+    """The _eval.json of the runs seed1..seedN of one side (those present and readable), in {folder or method}/."""
+    side = save_dir / (folder or method)
+    files = [side / f"seed{seed}" / f"{method}_eval.json" for seed in range(1, count + 1)]
     records = []
     for file in files:
         try:
@@ -97,8 +98,11 @@ def audit_row(path: Path) -> dict:
         raise ValueError(f"not a main_audit.py result ({error}); remove it or rerun the audit") from None
     method, count = audit["method"], audit["num_models"]
     versus, floor = audit["method_vs_retrain"], audit["noise_floor"]
-    runs, retrain = _evals(path.parent, method, count), _evals(path.parent, "retrain", count)
+    clean = audit.get("reference_mask", audit.get("mask")) != audit.get("mask")  # main_audit.py --reference-mask
+    runs = _evals(path.parent, method, count)
+    retrain = _evals(path.parent, "retrain", count, "retrain_clean" if clean else None)
     first = (runs or retrain or [{}])[0]
+    control = _dig(audit, "test_control", "method_vs_retrain", "attack_accuracy", "mean")
     return {
         "folder": str(path.parent),
         "dataset": first.get("dataset", "?"),
@@ -106,12 +110,14 @@ def audit_row(path: Path) -> dict:
         "num_forget": first.get("num_forget", len(audit.get("forget_indices", []))),
         "sparsity": round(100.0 * (1.0 - first.get("remaining_weight_ratio", float("nan"))), 1),
         "method": method,
-        "name": first.get("paper_name", method),
+        "name": first.get("paper_name", method) + (" (inherited mask)" if clean else ""),
+        "reference": "clean Retrain" if clean else "Retrain",
         "N": count,
         "accuracy": versus["attack_accuracy"],
         "epsilon": versus["epsilon"],
         "epsilon_cap": versus["largest_measurable_epsilon"],
         "floor": None if floor is None else floor["attack_accuracy"]["mean"],
+        "control": control if _is_number(control) else None,  # audits made before the control: None
         "MIA": _mean(runs, "MIA_efficacy"),
         "MIA_retrain": _mean(retrain, "MIA_efficacy"),
         "UA": _mean(runs, "UA"),
@@ -122,17 +128,17 @@ def audit_row(path: Path) -> dict:
 def audit_markdown(rows: list[dict]) -> str:
     """A Markdown table: per setting, each audited method's per-example scores beside its MIA-Efficacy."""
     header = [
-        "Data", "Forget", "Sparsity", "Method", "N", "Attack acc. mean (q10–q90)", "Noise floor",
-        "ε mean (cap)", "MIA-Eff. (Retrain)", "UA (Retrain)",
+        "Data", "Forget", "Sparsity", "Method", "Against", "N", "Attack acc. mean (q10–q90)", "Noise floor",
+        "On test (control)", "ε mean (cap)", "MIA-Eff. (ref.)", "UA (ref.)",
     ]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * 6) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * 7) + "|"]
     order = sorted(rows, key=lambda row: (row["dataset"], row["scenario"], row["sparsity"], row["accuracy"]["mean"]))
     for row in order:
-        accuracy, floor = row["accuracy"], row["floor"]
+        accuracy, floor, control = row["accuracy"], row["floor"], row["control"]
         lines.append(
             f"| {row['dataset']} | {row['scenario']} ({row['num_forget']}) | {row['sparsity']:.0f}% | {row['name']} "
-            f"| {row['N']} | {accuracy['mean']:.3f} ({accuracy['q10']:.2f}–{accuracy['q90']:.2f}) "
-            f"| {'n/a' if floor is None else f'{floor:.3f}'} "
+            f"| {row['reference']} | {row['N']} | {accuracy['mean']:.3f} ({accuracy['q10']:.2f}–{accuracy['q90']:.2f}) "
+            f"| {'n/a' if floor is None else f'{floor:.3f}'} | {'n/a' if control is None else f'{control:.3f}'} "
             f"| {row['epsilon']['mean']:.2f} ({row['epsilon_cap']:.2f}) "
             f"| {row['MIA']:.1f} ({row['MIA_retrain']:.1f}) | {row['UA']:.1f} ({row['UA_retrain']:.1f}) |"
         )

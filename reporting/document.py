@@ -21,11 +21,14 @@ from training import interrupts
 from utils import UsageError, atomic_write_text
 
 AUDIT_NOTE = (
-    "Per forget example, the method's N runs against N Retrain runs: the accuracy of a leave-one-model-out "
+    "Per forget example, the method's N runs against N runs of the reference (Retrain on the same mask, or "
+    "on a clean mask: main_audit.py --reference-mask): the accuracy of a leave-one-model-out "
     "likelihood-ratio test on φ = log(p_y/(1−p_y)) (0.5: indistinguishable), its mean and 10–90% quantiles over "
-    "the forget set; the noise floor is Retrain against Retrain (disjoint halves), what an exact unlearner "
-    "scores; ε with δ = 1e-5 from Clopper–Pearson-bounded error rates, at most the cap N models can show. "
-    "MIA-Efficacy and UA: means over the same runs (Retrain's in brackets).\n\n"
+    "the forget set; the noise floor is the reference against itself (disjoint halves), what an exact "
+    "unlearner scores; the control is the same test on a fixed sample of test examples, which no run trained "
+    "on (how far the two sides differ as models, whatever the forget set; n/a for audits made before it); "
+    "ε with δ = 1e-5 from Clopper–Pearson-bounded error rates, at most the cap N models can show. "
+    "MIA-Efficacy and UA: means over the same runs (the reference's in brackets).\n\n"
 )
 
 

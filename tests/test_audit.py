@@ -182,6 +182,15 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     assert len(written["forget_indices"]) == len(written["method_vs_retrain"]["per_example"]["attack_accuracy"])
     assert written["noise_floor"] is None  # 3 retrain runs: a half of 1 cannot be fitted leave-one-out
     assert (tmp_path / "raw_audit_accuracy.png").stat().st_size > 1000
+    # the control: the same test on the fixed test sample, from the runs' saved test logits
+    control = written["test_control"]
+    assert control["test_indices"] == sampled_test_indices(360).tolist() and control["noise_floor"] is None
+    sides = []
+    for side in ("raw", "retrain"):
+        outputs = [load_outputs(tmp_path / side / f"seed{k}" / f"{side}_outputs.npz") for k in (1, 2, 3)]
+        sides.append(np.stack([audit_stats.scaled_confidence(o["test_logits"], o["test_labels"]) for o in outputs]))
+    expected = audit_stats.lira_accuracy(*sides)
+    assert control["method_vs_retrain"]["per_example"]["attack_accuracy"] == pytest.approx(expected.tolist())
 
     logs = {path: path.read_text() for path in tmp_path.glob("*/seed*/log.txt")}
     stamps = {path: path.stat().st_mtime_ns for path in tmp_path.glob("*/seed*/*_outputs.npz")}
@@ -210,6 +219,7 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     lines = {row["method"]: row for row in reported["audits"]}
     assert sorted(lines) == ["GA", "raw"] and lines["raw"]["N"] == 3 and lines["raw"]["scenario"] == "class 3"
     assert lines["raw"]["accuracy"]["mean"] == written["method_vs_retrain"]["attack_accuracy"]["mean"]
+    assert lines["raw"]["control"] == pytest.approx(expected.mean()) and lines["raw"]["reference"] == "Retrain"
     raw_evals = [json.loads(p.read_text()) for p in tmp_path.glob("raw/seed*/raw_eval.json")]
     assert lines["raw"]["MIA"] == pytest.approx(np.mean([record["MIA_efficacy"] for record in raw_evals]))
     text = (tmp_path / "report" / "report.md").read_text()
@@ -249,6 +259,28 @@ def test_retrain_is_refused_as_the_audited_method_unless_against_a_clean_mask(tm
     runs = audit.plan(args, log=lambda line: None)
     masks = {(run.side, run.args[run.args.index("--mask") + 1], run.save_dir.parent.name) for run in runs}
     assert masks == {("method", "m.pth.tar", "retrain"), ("retrain", "clean.pth.tar", "retrain_clean")}
+
+
+def test_an_audit_against_a_clean_mask_reads_the_reference_side_from_its_own_folder(tmp_path):
+    """--reference-mask: the audited side is Retrain on the inherited mask (retrain/), the reference the clean
+    Retrain (retrain_clean/); the table's bracketed numbers are the clean side's. Without a control: n/a."""
+    summary = {"mean": 0.75, "q10": 0.5, "q90": 1.0}
+    record = {
+        "method": "retrain", "num_models": 2, "mask": "inherited.pth.tar", "reference_mask": "clean.pth.tar",
+        "forget": {"class_to_replace": -1, "num_indexes_to_replace": 5}, "noise_floor": None,
+        "method_vs_retrain": {"attack_accuracy": summary, "epsilon": {"mean": 0.1}, "largest_measurable_epsilon": 0},
+    }  # fmt: skip
+    (tmp_path / "retrain_audit.json").write_text(json.dumps(record))
+    for folder, mia in (("retrain", [10.0, 20.0]), ("retrain_clean", [30.0, 50.0])):
+        for seed, value in enumerate(mia, start=1):
+            (tmp_path / folder / f"seed{seed}").mkdir(parents=True)
+            evaluation = {"MIA_efficacy": value, "UA": value / 10, "paper_name": "Retrain", "dataset": "digits"}
+            (tmp_path / folder / f"seed{seed}" / "retrain_eval.json").write_text(json.dumps(evaluation))
+    row = audit_report.audit_row(tmp_path / "retrain_audit.json")
+    assert (row["MIA"], row["MIA_retrain"], row["UA"], row["UA_retrain"]) == (15.0, 40.0, 1.5, 4.0)
+    assert row["name"] == "Retrain (inherited mask)" and row["reference"] == "clean Retrain" and row["control"] is None
+    line = audit_report.audit_markdown([row]).splitlines()[-1]
+    assert "| Retrain (inherited mask) | clean Retrain | 2 | 0.750 (0.50–1.00) | n/a | n/a |" in line
 
 
 def test_slurm_dry_run_writes_one_array_of_the_pending_runs(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 import collections
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ import report
 from dataset.batches import Batches
 from reporting import collect, references
 from utils import UsageError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 FORGET = ["--class_to_replace", "-1", "--num_indexes_to_replace", "60"]
 TRAIN = [*ARCH, "--epochs", "1", "--pruning_times", "2", "--rate", "0.5", "--no-aug", "--seed", "1"]
@@ -130,3 +134,31 @@ def test_a_clean_mask_is_refused_for_another_forget_set(masks, tmp_path):
     flags = [*ARCH, "--unlearn", "FT", "--unlearn_epochs", "1", "--mask", mask, "--save_dir", str(tmp_path)]
     with pytest.raises(UsageError, match="was trained with another forget set left out"):
         main_forget.main([*flags, *FORGET, "--seed", "2"])  # seed 2 draws another 60 samples
+
+
+def write_mask(path, layers: dict) -> None:
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"{name}.weight_mask": torch.tensor(kept) for name, kept in layers.items()}}, path)
+
+
+def test_mask_overlap_compares_each_inherited_mask_with_its_clean_one_and_with_another_seed(tmp_path, capsys):
+    import mask_overlap
+
+    inherited = {1: {"a": [1.0, 1.0, 0.0, 0.0], "b": [1.0, 0.0]}, 2: {"a": [0.0, 1.0, 1.0, 0.0], "b": [1.0, 0.0]}}
+    clean = {1: {"a": [1.0, 0.0, 1.0, 0.0], "b": [0.0, 1.0]}, 2: {"a": [0.0, 1.0, 1.0, 0.0], "b": [1.0, 0.0]}}
+    for k in (1, 2):
+        write_mask(tmp_path / "fm" / "prune_r0.95" / f"train_seed{k}" / "1model_SA_best.pth.tar", inherited[k])
+        write_mask(tmp_path / "clean" / f"train_seed{k}" / "1model_SA_best.pth.tar", clean[k])
+    argv = [str(tmp_path / "fm"), str(tmp_path / "clean"), "--trials", "2", "--out", str(tmp_path / "o.csv")]
+    rows = mask_overlap.main(argv)
+    whole = {(row["pair"], row["trial"]): row for row in rows if row["layer"] == "all"}
+    assert whole["clean", 1]["shared"] == 1 and whole["clean", 1]["overlap"] == pytest.approx(1 / 3)
+    assert whole["clean", 2]["overlap"] == 1.0
+    assert whole["other_seed", 1]["other_trial"] == 2 and whole["other_seed", 1]["shared"] == 2  # a[1], b[0]
+    assert whole["other_seed", 2]["other_trial"] == 1
+    assert mask_overlap.random_overlap(rows) == pytest.approx((2 * 2 / 4 + 1 * 1 / 2) / 3)
+    assert len((tmp_path / "o.csv").read_text().splitlines()) == 1 + 4 * 3  # 4 comparisons x (2 layers + all)
+    assert "trial 1, inherited vs clean, same trial (1): 1 of 3 kept weights shared (33.3%)" in capsys.readouterr().out
+    (tmp_path / "clean" / "train_seed2" / "1model_SA_best.pth.tar").unlink()
+    with pytest.raises(UsageError, match="finish its training run first"):
+        mask_overlap.main(argv)

@@ -67,8 +67,9 @@ SHIPPED_FOLDERS = sorted(path.name for path in (ROOT / "docs" / "results").iterd
 
 
 def test_the_folders_the_docs_quote_are_among_those_checked():
-    """The parametrised check below runs over whatever docs/results holds: it must find the three folders."""
+    """The parametrised check below runs over whatever docs/results holds: it must find the folders the docs quote."""
     quoted = {"fashionmnist_table1", "fashionmnist_random_avx512", "fashionmnist_curve_avx512"}
+    quoted |= {"fashionmnist_mask_memory"}
     assert quoted <= set(SHIPPED_FOLDERS)
 
 
@@ -77,24 +78,28 @@ def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_t
     folder, tmp_path, monkeypatch
 ):
     """The records behind docs/fashionmnist.md's tables: every group holds trials 1-3, each trained, pruned and
-    unlearned with one thread, and report.py turns them into the report shipped beside them (report/{scenario})."""
+    unlearned with one thread, and report.py turns them into the report shipped beside them (report/{scenario}).
+    A folder with unlearn_clean/ (Retrain on masks trained without the forget set) is reported against it."""
     from collections import Counter
 
     from reporting import collect
 
     shipped = Path("docs/results") / folder
     monkeypatch.chdir(ROOT)
-    runs, problems = collect.load_runs([shipped / "unlearn"])
+    clean = shipped / "unlearn_clean"
+    runs, problems = collect.load_runs([shipped / "unlearn"] + ([clean] if clean.is_dir() else []))
     assert problems == [] and runs
     assert set(Counter(collect.group_key(run) for run in runs).values()) == {3}
     assert {run_identity_trial(run) for run in runs} == {(1, 1), (2, 2), (3, 3)}
     for run in runs:
         made_by = run["identity"]["inputs"]["mask"]["made_by"]
         assert run["identity"]["args"]["threads"] == made_by["args"]["threads"] == 1
+    assert clean.is_dir() == any(run["clean_mask"] for run in runs)
     for scenario in sorted(path.name for path in (shipped / "unlearn").iterdir()):
-        result = report.main(
-            [str(shipped / "unlearn" / scenario), "--out", str(tmp_path / scenario), "--no-output-metrics"]
-        )
+        paths = [str(shipped / "unlearn" / scenario)]
+        if clean.is_dir():
+            paths += [str(clean / scenario), "--reference", "clean"]
+        result = report.main([*paths, "--out", str(tmp_path / scenario), "--no-output-metrics"])
         assert result["text"] == (shipped / "report" / scenario / "report.md").read_text(), scenario
 
 

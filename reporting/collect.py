@@ -100,6 +100,7 @@ def _common_fields(record: dict, path: Path, kind: str) -> dict:
         "dataset": _field(record if "dataset" in record else args, "dataset", str),
         "arch": _field(record if "arch" in record else args, "arch", str),
         "method": _field(record, "method", str),
+        "files_of": _field(record, "method", str),  # the --unlearn name its files carry, kept when renamed
         "sparsity": sparsity_of(ratio),
         "seed": _field(record, "seed", int),
         **_identity_fields(record, kind),

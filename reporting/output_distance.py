@@ -86,19 +86,25 @@ class OutputMeter:
 
 def checkpoint_of(run: dict) -> Path:
     """The finished checkpoint written beside a run's ``*_eval.json``."""
-    return unlearning_files.paths(Path(run["path"]).parent, run["method"])["checkpoint"]
+    return unlearning_files.paths(Path(run["path"]).parent, run.get("files_of", run["method"]))["checkpoint"]
 
 
-def mismatch(outputs: Outputs, reference: Outputs) -> str | None:
-    """Why two runs cannot be compared sample by sample and weight by weight (None when they can)."""
+def mismatch(outputs: Outputs, reference: Outputs, same_mask: bool = True) -> str | None:
+    """Why two runs cannot be compared sample by sample and weight by weight (None when they can).
+    ``same_mask=False``: the masks may differ (a run measured against the clean Retrain), not the layers."""
     if outputs.split != reference.split:
         return f"its data split {outputs.split} differs from Retrain's {reference.split}"
     if not np.array_equal(outputs.forget_indices, reference.forget_indices):
         return "its forget indices differ from those of Retrain of the same seed"
-    same_masks = outputs.masks.keys() == reference.masks.keys() and all(
-        torch.equal(mask, reference.masks[key]) for key, mask in outputs.masks.items()
-    )
-    return None if same_masks else "its mask differs from Retrain's"
+    if outputs.masks.keys() != reference.masks.keys():
+        return "it prunes other layers than Retrain"
+    same_masks = all(torch.equal(mask, reference.masks[key]) for key, mask in outputs.masks.items())
+    return None if same_masks or not same_mask else "its mask differs from Retrain's"
+
+
+def against_clean_retrain(run: dict) -> bool:
+    """Whether report.py --reference clean re-keyed this inherited-mask run to the clean Retrain."""
+    return not run.get("clean_mask", False) and run.get("context_id") == run.get("clean_context_id")
 
 
 def distances(outputs: Outputs, reference: Outputs) -> dict:
@@ -154,7 +160,7 @@ def _compare(meter: OutputMeter, run: dict, reference: Outputs) -> str | None:
         outputs = meter.outputs(run)
     except LOAD_ERRORS as err:
         return f"its checkpoint cannot be used ({err})"
-    reason = mismatch(outputs, reference)
+    reason = mismatch(outputs, reference, same_mask=not against_clean_retrain(run))
     if reason is None:
         run.update(distances(outputs, reference))
     return reason

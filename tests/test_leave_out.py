@@ -124,6 +124,11 @@ def test_report_measures_inherited_runs_against_the_clean_retrain(masks, tmp_pat
     result = report.main([str(tmp_path), "--reference", "clean", "--out", str(tmp_path / "r"), "--no-output-metrics"])
     assert "## Against both references, paired by trial" in result["text"]
     assert len((tmp_path / "r" / "two_references.csv").read_text().splitlines()) == 3
+    measured = report.main([str(tmp_path), "--reference", "clean", "--out", str(tmp_path / "m")])
+    assert measured["problems"] == []  # the renamed inherited Retrain's checkpoint is found under its own name
+    distances = {row["method"]: row for row in measured["rows"]}
+    assert distances[collect.INHERITED_RETRAIN]["paired_seeds"] == 1
+    assert distances[collect.INHERITED_RETRAIN]["JS_forget_mean"] > 0 and distances["retrain"]["JS_forget_mean"] == 0
     plain = report.main([str(tmp_path), "--out", str(tmp_path / "p"), "--no-output-metrics"])
     assert "both references" not in plain["text"] and not (tmp_path / "p" / "two_references.csv").exists()
 

@@ -1,6 +1,6 @@
-"""Copy the result records of a sweep (every *_eval.json, *_backdoor.json and imp_results.json below SWEEP, with
-their relative paths) into OUT, without the checkpoints: a few megabytes that carry each run's metrics, identity
-and provenance, from which report.py rebuilds the tables (with --no-output-metrics: the JS and l2 distances
+"""Copy the result records of a sweep (every *_eval.json, *_backdoor.json, *_audit.json and imp_results.json below
+SWEEP, with their relative paths) into OUT, without the checkpoints: a few megabytes that carry each run's metrics,
+identity and provenance, from which report.py rebuilds the tables (with --no-output-metrics: the JS and l2 distances
 need the models). The records of the measurements docs/fashionmnist.md quotes are shipped under docs/results/.
 
     python scripts/ship_records.py runs/fashionmnist/fashionmnist_resnet20s docs/results/fashionmnist_table1
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils import UsageError, atomic_write_bytes, run_cli  # noqa: E402
 
-PATTERNS = ("*_eval.json", "*_backdoor.json", "imp_results.json")
+PATTERNS = ("*_eval.json", "*_backdoor.json", "*_audit.json", "imp_results.json")
 
 
 def build_parser() -> argparse.ArgumentParser:

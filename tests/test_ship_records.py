@@ -34,15 +34,19 @@ def test_records_are_copied_with_their_paths_and_checkpoints_are_not(sweep, tmp_
     (sweep / "prune" / "imp_results.json").write_text('{"finished": true}')
     (sweep / "prune" / "1model_SA_best.pth.tar").write_bytes(b"mask")
     write_backdoor(sweep, "FT", 1, sa_after=90.0, asr_after=5.0)
+    (sweep / "audit").mkdir()
+    (sweep / "audit" / "FT_audit.json").write_text('{"method": "FT"}')
+    (sweep / "audit" / "FT_outputs.npz").write_bytes(b"logits")
     out = tmp_path / "shipped"
-    assert ship_records.main([str(sweep), str(out)]) == {"copied": 6, "records": 6}
+    assert ship_records.main([str(sweep), str(out)]) == {"copied": 7, "records": 7}
     shipped = tree(out)
-    assert len(shipped) == 6 and not any(name.endswith(".pth.tar") for name in shipped)
+    assert len(shipped) == 7 and not any(name.endswith((".pth.tar", ".npz")) for name in shipped)
+    assert "audit/FT_audit.json" in shipped
     assert all(shipped[name] == (sweep / name).read_bytes() for name in shipped)
     ours = report.main([str(sweep), "--out", str(tmp_path / "a"), "--no-output-metrics"])
     again = report.main([str(out), "--out", str(tmp_path / "b"), "--no-output-metrics"])
     assert ours["rows"] == again["rows"] and ours["backdoor_rows"] == again["backdoor_rows"]
-    assert ship_records.main([str(sweep), str(out)]) == {"copied": 0, "records": 6}  # a rerun copies nothing
+    assert ship_records.main([str(sweep), str(out)]) == {"copied": 0, "records": 7}  # a rerun copies nothing
 
 
 def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(sweep, tmp_path_factory, capsys):

@@ -283,7 +283,9 @@ def plot_accuracy(audit: dict, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 21)
-    series = [(f"{audit['method']} vs retrain", audit["method_vs_retrain"])]
+    clean = audit["reference_mask"] != audit["mask"]
+    label = f"{audit['method']} (inherited mask) vs clean retrain" if clean else f"{audit['method']} vs retrain"
+    series = [(label, audit["method_vs_retrain"])]
     if audit["noise_floor"] is not None:
         series.append(("retrain vs retrain (noise floor)", audit["noise_floor"]))
     series.append(("the same on test examples (control)", audit["test_control"]["method_vs_retrain"]))

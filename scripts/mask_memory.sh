@@ -9,7 +9,8 @@
 #   3. the reports: every Table-1 run at 95% (Retrain of the inherited mask included) against the clean
 #      Retrain (report.py --reference clean) and, beside it, against the inherited Retrain, plus the mask
 #      overlap per layer;
-#   4. the per-example audit: N Retrain runs on trial 1's inherited mask against N on its clean mask.
+#   4. the per-example audit: N Retrain runs on trial 1's inherited mask against N on its clean mask, with
+#      the test-set control; FT against Retrain (class-wise) as the positive control; the figure and report.
 # Expects the Table-1 runs of scripts/fashionmnist.sh (STAGES=1) under FM_ROOT.
 # Resumable: finished runs are reused and interrupted ones continued.
 # Usage: scripts/mask_memory.sh [PYTHON] [ROOT] [FM_ROOT]   (TRIALS=K, STAGES=1,2,3,4, N=4)
@@ -67,12 +68,22 @@ if [[ ",$STAGES," == *",3,"* ]]; then
     done
 fi
 if [[ ",$STAGES," == *",4,"* ]]; then
+    MASK="$FM/prune_r0.95/train_seed1/1model_SA_best.pth.tar"
     for scenario in class random; do
         # shellcheck disable=SC2086
-        "$PY" main_audit.py --mask "$FM/prune_r0.95/train_seed1/1model_SA_best.pth.tar" --unlearn retrain \
-            --reference-mask "$(clean_mask "$scenario" 1)" -N "$N" --save_dir "$ROOT/audit/$scenario" \
-            --run-args "${BASE[*]} $COMMON" --method-args "${FMNIST_ARGS[retrain]}" \
-            --retrain-args "${FMNIST_ARGS[retrain]}" ${FORGET[$scenario]} --forget_seed 1
+        "$PY" main_audit.py --mask "$MASK" --unlearn retrain --reference-mask "$(clean_mask "$scenario" 1)" -N "$N" \
+            --save_dir "$ROOT/audit/$scenario" --run-args "${BASE[*]} $COMMON" \
+            --method-args "${FMNIST_ARGS[retrain]}" --retrain-args "${FMNIST_ARGS[retrain]}" ${FORGET[$scenario]} \
+            --forget_seed 1
     done
+    # the positive control: FT, which starts from the weights trained on D_f, against Retrain on the same mask
+    # (the inherited-mask Retrain runs above serve as its reference side)
+    "$PY" main_audit.py --mask "$MASK" --unlearn FT -N "$N" --save_dir "$ROOT/audit/class" \
+        --run-args "${BASE[*]} $COMMON" --method-args "${FMNIST_ARGS[FT]}" --retrain-args "${FMNIST_ARGS[retrain]}" \
+        ${FORGET[class]} --forget_seed 1
+    "$PY" scripts/audit_figure.py "$ROOT"/audit/{class,random}/retrain_audit.json "$ROOT/audit/class/FT_audit.json" \
+        --labels $'Retrain, inherited\nvs clean mask\n(class 1)' $'Retrain, inherited\nvs clean mask\n(random 270)' \
+        $'FT vs Retrain\n(class 1,\npositive control)' --out "$ROOT/audit.png"
+    "$PY" report.py "$ROOT/audit" --out "$ROOT/report_audit" --no-output-metrics
 fi
 echo "took $(( ($(date +%s) - start) / 60 )) min"

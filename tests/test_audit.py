@@ -3,6 +3,8 @@
 import itertools
 import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +324,26 @@ def test_a_stop_signal_starts_no_further_run_and_exits_143(trained_mask, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 143 and len(err) == 1 and "rerun the same command" in err[0]
     assert not list(tmp_path.glob("*/seed*/log.txt"))  # no run was started
+
+
+def test_the_audit_figure_draws_the_forget_set_the_control_and_the_floor_of_each_audit(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import audit_figure
+
+    def result(mean):
+        return {"attack_accuracy": {"mean": mean}}
+
+    paths = []
+    for name, (forget, test, floor) in {"a": (0.9, 0.6, 0.45), "b": (0.2, 0.4, 0.5)}.items():
+        record = {"method_vs_retrain": result(forget), "noise_floor": result(floor)}
+        record["test_control"] = {"method_vs_retrain": result(test)}
+        paths.append(tmp_path / f"{name}_audit.json")
+        paths[-1].write_text(json.dumps(record))
+    out = tmp_path / "figure.png"
+    bars = audit_figure.main([*map(str, paths), "--labels", "A", "B", "--out", str(out)])
+    assert bars == [[0.9, 0.6, 0.45], [0.2, 0.4, 0.5]] and out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(UsageError, match="one label per audit"):
+        audit_figure.main([*map(str, paths), "--labels", "A", "--out", str(out)])
+    paths[1].write_text(json.dumps({"method_vs_retrain": result(0.2), "noise_floor": None}))
+    with pytest.raises(UsageError, match="no test examples"):
+        audit_figure.main([*map(str, paths), "--labels", "A", "B", "--out", str(out)])

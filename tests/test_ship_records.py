@@ -105,6 +105,9 @@ def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_t
             paths += [str(clean / scenario), "--reference", "clean"]
         result = report.main([*paths, "--out", str(tmp_path / scenario), "--no-output-metrics"])
         assert result["text"] == (shipped / "report" / scenario / "report.md").read_text(), scenario
+    if (shipped / "audit").is_dir():  # the per-example audits and their runs
+        result = report.main([str(shipped / "audit"), "--out", str(tmp_path / "audit"), "--no-output-metrics"])
+        assert result["audits"] and result["text"] == (shipped / "report" / "audit" / "report.md").read_text()
 
 
 def run_identity_trial(run) -> tuple:

@@ -184,15 +184,7 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     assert len(written["forget_indices"]) == len(written["method_vs_retrain"]["per_example"]["attack_accuracy"])
     assert written["noise_floor"] is None  # 3 retrain runs: a half of 1 cannot be fitted leave-one-out
     assert (tmp_path / "raw_audit_accuracy.png").stat().st_size > 1000
-    # the control: the same test on the fixed test sample, from the runs' saved test logits
-    control = written["test_control"]
-    assert control["test_indices"] == sampled_test_indices(360).tolist() and control["noise_floor"] is None
-    sides = []
-    for side in ("raw", "retrain"):
-        outputs = [load_outputs(tmp_path / side / f"seed{k}" / f"{side}_outputs.npz") for k in (1, 2, 3)]
-        sides.append(np.stack([audit_stats.scaled_confidence(o["test_logits"], o["test_labels"]) for o in outputs]))
-    expected = audit_stats.lira_accuracy(*sides)
-    assert control["method_vs_retrain"]["per_example"]["attack_accuracy"] == pytest.approx(expected.tolist())
+    control = check_the_test_control(tmp_path, written)
 
     logs = {path: path.read_text() for path in tmp_path.glob("*/seed*/log.txt")}
     stamps = {path: path.stat().st_mtime_ns for path in tmp_path.glob("*/seed*/*_outputs.npz")}
@@ -221,7 +213,7 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     lines = {row["method"]: row for row in reported["audits"]}
     assert sorted(lines) == ["GA", "raw"] and lines["raw"]["N"] == 3 and lines["raw"]["scenario"] == "class 3"
     assert lines["raw"]["accuracy"]["mean"] == written["method_vs_retrain"]["attack_accuracy"]["mean"]
-    assert lines["raw"]["control"] == pytest.approx(expected.mean()) and lines["raw"]["reference"] == "Retrain"
+    assert lines["raw"]["control"] == pytest.approx(control) and lines["raw"]["reference"] == "Retrain"
     raw_evals = [json.loads(p.read_text()) for p in tmp_path.glob("raw/seed*/raw_eval.json")]
     assert lines["raw"]["MIA"] == pytest.approx(np.mean([record["MIA_efficacy"] for record in raw_evals]))
     text = (tmp_path / "report" / "report.md").read_text()
@@ -235,6 +227,19 @@ def test_audit_of_raw_against_retrain_class_wise_and_its_reuse(trained_mask, tmp
     (tmp_path / "raw" / "seed1" / "audit_run.json").write_text("{not json")
     with pytest.raises(UsageError, match="audit_run.json' cannot be read"):
         main_audit.main(argv)
+
+
+def check_the_test_control(folder, written) -> float:
+    """The control is the same test on the fixed test sample, from the runs' saved test logits; its mean."""
+    control = written["test_control"]
+    assert control["test_indices"] == sampled_test_indices(360).tolist() and control["noise_floor"] is None
+    sides = []
+    for side in ("raw", "retrain"):
+        outputs = [load_outputs(folder / side / f"seed{k}" / f"{side}_outputs.npz") for k in (1, 2, 3)]
+        sides.append(np.stack([audit_stats.scaled_confidence(o["test_logits"], o["test_labels"]) for o in outputs]))
+    expected = audit_stats.lira_accuracy(*sides)
+    assert control["method_vs_retrain"]["per_example"]["attack_accuracy"] == pytest.approx(expected.tolist())
+    return float(expected.mean())
 
 
 def test_a_drawn_forget_set_is_drawn_once_for_every_run(tmp_path):

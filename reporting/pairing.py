@@ -22,7 +22,7 @@ from reporting.collect import (
     setting_key,
     variant_labels,
 )
-from reporting.tables import markdown_table
+from reporting.tables import per_setting_tables
 
 
 def sparsity_effects(runs: list[dict]) -> list[dict]:
@@ -83,19 +83,14 @@ def _change_cell(row: dict, gap: str) -> str:
 def effects_markdown(effects: list[dict]) -> str:
     """One table per setting: the change of each gap from dense to sparse, paired by trial."""
     header = ["Sparsity", "Method"] + [t for _, _, t in METRICS] + ["Avg. Gap", "Verdict (Avg. Gap)", "Trials"]
-    by_setting = defaultdict(list)
-    for row in effects:
-        by_setting[setting_key(row)].append(row)
-    parts = []
-    for rows in by_setting.values():
-        body = [
-            [f"{row['sparsity']:.1f}%", row["name"]] + [_change_cell(row, gap) for gap in GAPS]
-            + [row["avg_gap_verdict"], str(row["n_trials"])]
-            for row in rows
-        ]  # fmt: skip
-        title = f"### {rows[0]['dataset']} · {rows[0]['arch']} · {scenario_title(rows[0])}"
-        parts.append(title + "\n\n" + markdown_table(header, ["---:", "---"] + ["---:"] * 7, body))
-    return "\n\n".join(parts) + ("\n" if parts else "")
+    return per_setting_tables(effects, header, _effect_line)
+
+
+def _effect_line(row: dict) -> list[str]:
+    return (
+        [f"{row['sparsity']:.1f}%", row["name"]] + [_change_cell(row, gap) for gap in GAPS]
+        + [row["avg_gap_verdict"], str(row["n_trials"])]
+    )  # fmt: skip
 
 
 def gap_problems(rows: list[dict]) -> list[str]:

@@ -18,10 +18,8 @@ from reporting.collect import (
     method_name,
     pairing_key,
     row_order,
-    scenario_title,
-    setting_key,
 )
-from reporting.tables import csv_text, markdown_table
+from reporting.tables import csv_text, per_setting_tables
 
 
 def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
@@ -88,22 +86,16 @@ def two_references_markdown(rows: list[dict]) -> str:
     """One table per setting: the signed differences to the clean Retrain and the Avg. Gap to each reference."""
     header = ["Sparsity", "Method"] + [f"{title} − clean" for _, _, title in METRICS]
     header += ["Avg. Gap to inherited Retrain", "Avg. Gap to clean Retrain", "Change", "Trials"]
-    by_setting = defaultdict(list)
-    for row in rows:
-        by_setting[setting_key(row)].append(row)
-    parts = []
-    for setting_rows in by_setting.values():
-        body = [
-            [f"{row['sparsity']:.1f}%", row["name"]]
-            + [_difference(row, short) for short, _, _ in METRICS]
-            + [_spread(row["gap_inherited"]), _spread(row["gap_clean"])]
-            + [_signed(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
-            for row in setting_rows
-        ]
-        first = setting_rows[0]
-        title = f"### {first['dataset']} · {first['arch']} · {scenario_title(first)}"
-        parts.append(title + "\n\n" + markdown_table(header, ["---:", "---"] + ["---:"] * 8, body))
-    return "\n\n".join(parts) + ("\n" if parts else "")
+    return per_setting_tables(rows, header, _two_references_line)
+
+
+def _two_references_line(row: dict) -> list[str]:
+    return (
+        [f"{row['sparsity']:.1f}%", row["name"]]
+        + [_difference(row, short) for short, _, _ in METRICS]
+        + [_spread(row["gap_inherited"]), _spread(row["gap_clean"])]
+        + [_signed(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
+    )
 
 
 TWO_REFERENCES_NOTE = (

@@ -40,26 +40,41 @@ def markdown_table(header: list[str], align: list[str], body: list[list[str]]) -
     return "\n".join(lines)
 
 
+def by_setting(rows: list[dict]) -> list[list[dict]]:
+    """The rows grouped by (dataset, arch, scenario), in the order their settings first appear."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[setting_key(row)].append(row)
+    return list(groups.values())
+
+
+def setting_heading(row: dict) -> str:
+    return f"### {row['dataset']} · {row['arch']} · {scenario_title(row)}"
+
+
+def per_setting_tables(rows: list[dict], header: list[str], body_row) -> str:
+    """One titled Markdown table per setting, ``body_row(row)`` giving each line; right-aligned but Method."""
+    align = ["---:", "---"] + ["---:"] * (len(header) - 2)
+    parts = [
+        setting_heading(group[0]) + "\n\n" + markdown_table(header, align, [body_row(row) for row in group])
+        for group in by_setting(rows)
+    ]
+    return "\n\n".join(parts) + ("\n" if parts else "")
+
+
 def to_markdown(rows: list[dict]) -> str:
     """One Markdown table per (dataset, arch, scenario): cells are mean±std (|gap to Retrain|)."""
     header = ["Sparsity", "Method"] + [title for _, _, title in METRICS] + ["Avg. Gap", "RTE (min)", "Trials"]
     align = ["---:", "---"] + ["---:"] * (len(header) - 2)
-    by_setting = defaultdict(list)
-    for row in rows:
-        by_setting[setting_key(row)].append(row)
     parts = []
-    for setting_rows in by_setting.values():
-        first = setting_rows[0]
+    for setting_rows in by_setting(rows):
         body = [
             [f"{row['sparsity']:.1f}%", row["name"]]
             + [_cell(row, short) for short, _, _ in METRICS]
             + [_number(row["avg_gap"]), _number(row["RTE_mean"]), str(row["n_seeds"])]
             for row in setting_rows
         ]
-        parts.append(
-            f"### {first['dataset']} · {first['arch']} · {scenario_title(first)}\n\n"
-            + markdown_table(header, align, body)
-        )
+        parts.append(setting_heading(setting_rows[0]) + "\n\n" + markdown_table(header, align, body))
         if any(row["UA_ci_low"] is not None for row in setting_rows):
             parts.append(interval_markdown(setting_rows))
         if any(row.get("paired_seeds") for row in setting_rows):

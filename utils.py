@@ -274,6 +274,23 @@ def atomic_write_bytes(data: bytes, path) -> None:
     _atomic_write(path, lambda handle: handle.write(data))
 
 
+def save_figure(figure, path, dpi: int = 100) -> Path:
+    """A matplotlib figure laid out, closed and written as a PNG like every other file (atomically): never
+    half a PNG."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        figure.tight_layout()
+        figure.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(figure)
+    atomic_write_bytes(buffer.getvalue(), path)
+    return Path(path)
+
+
 def atomic_write_text(text: str, path) -> None:
     _atomic_write(path, lambda handle: handle.write(text.encode()))
 

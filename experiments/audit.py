@@ -30,7 +30,7 @@ from evaluation.outputs import load_outputs
 from experiments import arg_parser, run_files, run_identity, slurm, training_files, unlearning_files
 from experiments.slurm import EXIT_MARK
 from training import interrupts
-from utils import UsageError, atomic_write_bytes, atomic_write_json, provenance
+from utils import UsageError, atomic_write_bytes, atomic_write_json, provenance, save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 # Flags the audit sets for every run; a pass-through string must not set them too.
@@ -294,11 +294,7 @@ def plot_accuracy(audit: dict, path: Path) -> None:
         axes.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), alpha=0.6, label=label)
     axes.set(xlabel="per-example attack accuracy (leave-one-model-out LR test)", ylabel="fraction of examples")
     axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic_write_bytes(buffer.getvalue(), path)
+    save_figure(figure, path)
 
 
 DEFINITIONS = {

@@ -265,7 +265,6 @@ def _write_epochs(rounds: Rounds) -> None:
 
 def plot_round(epochs: list[dict], k: int, path: Path) -> None:
     """Round k's training curve: train loss, train and validation accuracy per epoch."""
-    import io
 
     import matplotlib
 
@@ -280,11 +279,7 @@ def plot_round(epochs: list[dict], k: int, path: Path) -> None:
     acc_ax.plot(numbers, [entry["val_acc"] for entry in epochs], marker="o", label="validation")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)")
     acc_ax.legend()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    utils.atomic_write_bytes(buffer.getvalue(), path)
+    utils.save_figure(fig, path)
 
 
 def _train_epoch(rounds: Rounds, batches, runtime, optimizer, scheduler, epoch: int) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from reporting.collect import BACKDOOR_SETTING_FIELDS, METRICS, method_rank, scenario_title, setting_key
-from utils import UsageError, atomic_write_bytes
+from utils import UsageError, save_figure
 
 
 def _figure(n_panels: int, n_cols: int):
@@ -24,20 +23,6 @@ def _figure(n_panels: int, n_cols: int):
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
     return fig, axes.flat
-
-
-def _save_figure(fig, path: Path) -> Path:
-    """The PNG written like every other file (atomically, with the usual permissions): never half a PNG."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buffer, format="png", dpi=120)
-    finally:
-        plt.close(fig)
-    atomic_write_bytes(buffer.getvalue(), path)
-    return path
 
 
 PERCENT_RANGE = (0.0, 100.0)  # UA and MIA-Efficacy are percentages: no mean lies outside
@@ -84,7 +69,7 @@ def plot_sparsity(rows: list[dict], metric: str, path) -> Path | None:
         ax.set_ylim(PERCENT_RANGE[0] - 3, PERCENT_RANGE[1] + 3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_backdoor(rows: list[dict], path) -> Path | None:
@@ -110,4 +95,4 @@ def plot_backdoor(rows: list[dict], path) -> Path | None:
             ax.set_ylabel(f"{metric} (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, path, dpi=120)

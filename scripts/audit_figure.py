@@ -9,14 +9,13 @@ accuracy on the forget set, on the test-set control and the noise floor, as grou
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils import UsageError, atomic_write_bytes, run_cli  # noqa: E402
+from utils import UsageError, run_cli, save_figure  # noqa: E402
 
 BARS = (  # (legend, path to the mean attack accuracy in the audit's JSON)
     ("forget set", ("method_vs_retrain",)),
@@ -70,11 +69,7 @@ def main(argv=None) -> list[list[float]]:
     axes.set_xticks(range(len(bars)), args.labels, fontsize=8)
     axes.set(ylim=(0, 1), ylabel="mean per-example attack accuracy", title=args.title)
     axes.legend(fontsize=8, loc="upper left")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(buffer.getvalue(), args.out)
+    save_figure(figure, args.out, dpi=110)
     print(f"wrote {args.out}")
     return bars
 

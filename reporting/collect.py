@@ -141,14 +141,15 @@ INHERITED_RETRAIN = "Retrain (inherited mask)"
 def against_clean_retrain(runs: list[dict]) -> list[dict]:
     """The runs re-keyed so that every run on an inherited mask is measured against the clean Retrain: the
     Retrain whose mask was trained and pruned without this run's forget set (same recipe, seeds, sparsity).
-    The Retrain of the inherited mask becomes a run like any method, named INHERITED_RETRAIN."""
+    The Retrain of the inherited mask becomes a run like any method, named INHERITED_RETRAIN; each re-keyed
+    run is marked ``against_clean`` (its mask differs from its reference's by design)."""
     moved = []
     for run in runs:
         if run["kind"] != "unlearn" or run["clean_mask"]:
             moved.append(run)
             continue
         method = INHERITED_RETRAIN if run["method"] == "retrain" else run["method"]
-        moved.append({**run, "method": method, "context_id": run["clean_context_id"]})
+        moved.append({**run, "method": method, "context_id": run["clean_context_id"], "against_clean": True})
     return moved
 
 

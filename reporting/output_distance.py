@@ -102,11 +102,6 @@ def mismatch(outputs: Outputs, reference: Outputs, same_mask: bool = True) -> st
     return None if same_masks or not same_mask else "its mask differs from Retrain's"
 
 
-def against_clean_retrain(run: dict) -> bool:
-    """Whether report.py --reference clean re-keyed this inherited-mask run to the clean Retrain."""
-    return not run.get("clean_mask", False) and run.get("context_id") == run.get("clean_context_id")
-
-
 def distances(outputs: Outputs, reference: Outputs) -> dict:
     """Mean per-sample JS on D_f and on the test set, and the weights' ℓ2, of ``outputs`` to ``reference``."""
     return {
@@ -160,7 +155,7 @@ def _compare(meter: OutputMeter, run: dict, reference: Outputs) -> str | None:
         outputs = meter.outputs(run)
     except LOAD_ERRORS as err:
         return f"its checkpoint cannot be used ({err})"
-    reason = mismatch(outputs, reference, same_mask=not against_clean_retrain(run))
+    reason = mismatch(outputs, reference, same_mask=not run.get("against_clean", False))
     if reason is None:
         run.update(distances(outputs, reference))
     return reason

@@ -22,7 +22,7 @@ from reporting.collect import (
     setting_key,
     variant_labels,
 )
-from reporting.tables import per_setting_tables
+from reporting.tables import per_setting_tables, signed_interval
 
 
 def sparsity_effects(runs: list[dict]) -> list[dict]:
@@ -54,9 +54,14 @@ def _trial_gaps(runs: list[dict]):
         reference = retrain.get(pairing_key(run)) if run["kind"] == "unlearn" else None
         if reference is None or run["method"] == "retrain":
             continue
-        gaps = {short: abs(run[short] - reference[short]) for short, _, _ in METRICS}
-        gaps["avg_gap"] = float(np.mean(list(gaps.values())))
-        yield run, gaps
+        yield run, trial_gaps(run, reference)
+
+
+def trial_gaps(run: dict, reference: dict) -> dict:
+    """{metric: |run − reference|} of one trial, and their mean, avg_gap."""
+    gaps = {short: abs(run[short] - reference[short]) for short, _, _ in METRICS}
+    gaps["avg_gap"] = float(np.mean(list(gaps.values())))
+    return gaps
 
 
 def _effect_key(run: dict) -> tuple:
@@ -75,9 +80,7 @@ def _effect(run: dict, sparsity: float, dense: list[dict], sparse: list[dict]) -
 
 
 def _change_cell(row: dict, gap: str) -> str:
-    low, high = row[f"{gap}_ci_low"], row[f"{gap}_ci_high"]
-    interval = "" if low is None else f" [{low:+.1f}, {high:+.1f}]"
-    return f"{row[f'{gap}_change']:+.1f}{interval}"
+    return signed_interval(row[f"{gap}_change"], row[f"{gap}_ci_low"], row[f"{gap}_ci_high"])
 
 
 def effects_markdown(effects: list[dict]) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-import numpy as np
-
 from evaluation import trial_stats
 from reporting.collect import (
     METRICS,
@@ -19,7 +17,8 @@ from reporting.collect import (
     pairing_key,
     row_order,
 )
-from reporting.tables import csv_text, per_setting_tables
+from reporting.pairing import trial_gaps
+from reporting.tables import csv_text, per_setting_tables, signed_interval, spread
 
 
 def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
@@ -44,10 +43,6 @@ def _paired(runs: list[dict]) -> dict:
     return groups
 
 
-def _avg_gap(run: dict, reference: dict) -> float:
-    return float(np.mean([abs(run[short] - reference[short]) for short, _, _ in METRICS]))
-
-
 def two_references(runs: list[dict]) -> list[dict]:
     """Per inherited-mask group: each metric minus the clean Retrain's (signed, paired by trial, with its 95%
     t-interval), and the per-trial Avg. Gap to each reference with the paired change (clean − inherited)."""
@@ -61,25 +56,20 @@ def two_references(runs: list[dict]) -> list[dict]:
         for short, _, _ in METRICS:
             difference = trial_stats.summary([run[short] - clean[short] for run, _, clean in members])
             row |= {f"{short}_minus_clean_{key}": difference[key] for key in ("mean", "ci_low", "ci_high")}
-        to_own = [_avg_gap(run, own) for run, own, _ in members]
-        to_clean = [_avg_gap(run, clean) for run, _, clean in members]
+        to_own = [trial_gaps(run, own)["avg_gap"] for run, own, _ in members]
+        to_clean = [trial_gaps(run, clean)["avg_gap"] for run, _, clean in members]
         row |= {"gap_inherited": trial_stats.summary(to_own), "gap_clean": trial_stats.summary(to_clean)}
         row["gap_change"] = trial_stats.paired_change(to_own, to_clean)
         rows.append(row)
     return sorted(rows, key=row_order)
 
 
-def _signed(mean: float, low: float | None, high: float | None) -> str:
-    return f"{mean:+.1f}" + ("" if low is None else f" [{low:+.1f}, {high:+.1f}]")
-
-
 def _difference(row: dict, short: str) -> str:
-    return _signed(*(row[f"{short}_minus_clean_{key}"] for key in ("mean", "ci_low", "ci_high")))
+    return signed_interval(*(row[f"{short}_minus_clean_{key}"] for key in ("mean", "ci_low", "ci_high")))
 
 
 def _spread(summary: dict) -> str:
-    std = summary["std"]
-    return f"{summary['mean']:.2f}" + ("" if std is None else f"±{std:.2f}")
+    return spread(summary["mean"], summary["std"])
 
 
 def two_references_markdown(rows: list[dict]) -> str:
@@ -94,7 +84,7 @@ def _two_references_line(row: dict) -> list[str]:
         [f"{row['sparsity']:.1f}%", row["name"]]
         + [_difference(row, short) for short, _, _ in METRICS]
         + [_spread(row["gap_inherited"]), _spread(row["gap_clean"])]
-        + [_signed(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
+        + [signed_interval(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
     )
 
 

@@ -24,9 +24,14 @@ def _number(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}"
 
 
-def _spread(mean: float, std: float | None, digits: int = 2) -> str:
+def spread(mean: float, std: float | None, digits: int = 2) -> str:
     """``mean±std``; one trial has no spread, so only the mean."""
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f}±{std:.{digits}f}"
+
+
+def signed_interval(mean: float, low: float | None, high: float | None) -> str:
+    """A signed change with its 95% interval, ``+1.2 [-0.3, +2.7]``; one trial has none."""
+    return f"{mean:+.1f}" + ("" if low is None else f" [{low:+.1f}, {high:+.1f}]")
 
 
 def _cell(row: dict, short: str) -> str:
@@ -104,7 +109,7 @@ def interval_markdown(setting_rows: list[dict]) -> str:
 
 def _distance_cell(row: dict, name: str, digits: int) -> str:
     mean, std = row.get(f"{name}_mean"), row.get(f"{name}_std")
-    return "" if mean is None else _spread(mean, std, digits)
+    return "" if mean is None else spread(mean, std, digits)
 
 
 def distance_markdown(setting_rows: list[dict]) -> str:
@@ -150,7 +155,7 @@ def backdoor_markdown(rows: list[dict]) -> str:
         first = setting_rows[0]
         body = [
             [f"{row['sparsity']:.1f}%", row["name"]]
-            + [_spread(row[f"{k}_mean"], row[f"{k}_std"]) for k in keys]
+            + [spread(row[f"{k}_mean"], row[f"{k}_std"]) for k in keys]
             + [str(row["n_seeds"])]
             for row in setting_rows
         ]

@@ -353,6 +353,11 @@ def best_record(study, setup: dict, space, args) -> dict:
             "method_args": flags_text(best.params),
             "metrics": best.user_attrs.get("metrics"),
         }
+    preset = [trial for trial in study.get_trials(deepcopy=False) if "preset" in trial.user_attrs]
+    if preset:  # the published preset's own trial: what the selection was compared with
+        trial = preset[0]
+        record["preset"] = {"trial": trial.number, "state": trial.state.name, "objective": trial.value,
+                            "params": trial.params, "metrics": trial.user_attrs.get("metrics")}  # fmt: skip
     return record
 
 

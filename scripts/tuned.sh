@@ -9,7 +9,8 @@
 #   2. held out: the selected flags on trials HELDOUT (default 2-4; trial 4 is trained and pruned here),
 #      into $FM_ROOT/fashionmnist_resnet20s/tuned, and the published presets as they are (untuned) on the
 #      same trials into .../preset; Retrain of each trial with the setting's arguments into .../unlearn.
-#   3. the reports: $ROOT/report_tuned/report.md and $ROOT/report_preset/report.md.
+#   3. the reports: $ROOT/report_tuned/report.md, $ROOT/report_preset/report.md and, side by side and paired
+#      by trial with what each study selected, $ROOT/comparison/comparison.md (scripts/tuned_table.py).
 # Usage: scripts/tuned.sh [PYTHON] [ROOT] [FM_ROOT]   (STAGES=1 for the tuning only; METHODS=a,b to choose)
 # FM_ROOT is the `make fashionmnist` folder (default runs/fashionmnist); it needs trial 1's models and
 # Retrain runs (STAGES=1 TRIALS=1 scripts/fashionmnist.sh makes them).
@@ -59,5 +60,7 @@ if [[ ",$STAGES," == *",2,"* ]]; then
     for kind in tuned preset; do
         "$PY" report.py "$FM"/unlearn/random/r*/retrain "$FM/$kind/random" --out "$ROOT/report_$kind"
     done
+    "$PY" scripts/tuned_table.py --tuned "$FM/tuned/random" --preset "$FM/preset/random" \
+        --retrain "$FM"/unlearn/random/r*/retrain --studies "$ROOT" --out "$ROOT/comparison"
 fi
 echo "took $(( ($(date +%s) - start) / 60 )) min"

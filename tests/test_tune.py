@@ -171,6 +171,17 @@ def test_the_preset_is_the_first_trial_when_it_lies_in_the_space():
     assert tuning.preset_params(unlearn.get_method("FT"), narrow) is None  # its 10 epochs lie outside
 
 
+def test_best_json_records_the_preset_trial_beside_the_selection(reference, tmp_path):
+    record = tune(reference, tmp_path / "g", "--n-trials", "2", "--space", "unlearn_epochs=1:5", method="GA")
+    study = optuna.load_study(study_name="GA", storage=f"sqlite:///{tmp_path / 'g' / 'study.db'}")
+    saved = json.loads((tmp_path / "g" / "best.json").read_text())
+    assert saved["preset"] == record["preset"] and saved["preset"]["trial"] == 0
+    assert saved["preset"]["params"] == {"unlearn_lr": 0.0001, "unlearn_epochs": 5}
+    assert saved["preset"]["objective"] == pytest.approx(study.trials[0].value)
+    assert saved["best"]["objective"] <= saved["preset"]["objective"]  # the selection is never worse on trial 1
+    assert "preset" not in tune(reference, tmp_path / "f", "--n-trials", "1")  # FT's 10 epochs lie outside 1:2
+
+
 def test_preset_published_fills_the_flags_and_the_command_line_overrides_them():
     parser = main_forget.make_parser()
     args = arg_parser.parse_with_preset(

@@ -1,0 +1,159 @@
+"""Tuned against published, paired by trial: each method run with the flags main_tune.py selected and with
+its published preset, on the same held-out trials, each measured against the Retrain of its trial. Which
+way of setting a method's flags brings it closer to Retrain, and by how much?"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from evaluation import trial_stats
+from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order
+from reporting.pairing import trial_gaps
+from reporting.tables import csv_text, markdown_table, per_setting_tables, signed_interval, spread
+
+SIDES = ("tuned", "preset")
+
+
+def _by_method(runs: list[dict], side: str) -> dict:
+    """{(setting, sparsity, method): {trial key: run}}; one variant per method and sparsity, else ValueError."""
+    found, variant = defaultdict(dict), {}
+    for run in runs:
+        if run["kind"] != "unlearn" or run["method"] == "retrain":
+            continue
+        key = tuple(run[field] for field in SETTING_FIELDS) + (run["sparsity"], run["method"])
+        if variant.setdefault(key, run["setting_id"]) != run["setting_id"]:
+            raise ValueError(
+                f"the {side} runs hold two variants of {method_name(run['method'])} at "
+                f"{run['sparsity']:.1f}% ({run['path']}); give one folder per way of setting the flags"
+            )
+        found[key][pairing_key(run)] = run
+    return found
+
+
+def _retrain(runs: list[dict]) -> dict:
+    return {pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}
+
+
+def compare(tuned: list[dict], preset: list[dict], retrain: list[dict]) -> list[dict]:
+    """Per setting, sparsity and method, over the trials all three sides share: each side's per-trial Avg.
+    Gap to the Retrain of its trial (mean, std, 95% t-interval), each metric's mean, and the paired
+    change tuned − preset of the Avg. Gap with its interval and verdict ("shrinks": tuning helped)."""
+    references, sides = _retrain(retrain), {"tuned": _by_method(tuned, "tuned"), "preset": _by_method(preset, "preset")}
+    rows = []
+    for key in sorted(set(sides["tuned"]) & set(sides["preset"]), key=json.dumps):
+        trials = sorted(set(sides["tuned"][key]) & set(sides["preset"][key]) & set(references), key=json.dumps)
+        if not trials:
+            continue
+        first = sides["tuned"][key][trials[0]]
+        row = {field: first[field] for field in SETTING_FIELDS + ("sparsity", "method")}
+        row |= {"name": method_name(first["method"]), "variant": "", "n_trials": len(trials)}
+        gaps = {}
+        for side in SIDES:
+            members = [sides[side][key][trial] for trial in trials]
+            gaps[side] = [trial_gaps(run, references[trial])["avg_gap"] for run, trial in zip(members, trials)]
+            row[f"gap_{side}"] = trial_stats.summary(gaps[side])
+            row |= {f"{short}_{side}": trial_stats.summary([run[short] for run in members]) for short, _, _ in METRICS}
+        row["gap_change"] = trial_stats.paired_change(gaps["preset"], gaps["tuned"])
+        rows.append(row)
+    return sorted(rows, key=row_order)
+
+
+def _spread(summary: dict, digits: int = 2) -> str:
+    return spread(summary["mean"], summary["std"], digits)
+
+
+def _line(row: dict) -> list[str]:
+    change = row["gap_change"]
+    return (
+        [f"{row['sparsity']:.1f}%", row["name"]]
+        + [f"{row[f'{short}_tuned']['mean']:.1f} / {row[f'{short}_preset']['mean']:.1f}" for short, _, _ in METRICS]
+        + [_spread(row["gap_tuned"]), _spread(row["gap_preset"])]
+        + [signed_interval(change["mean"], change["ci_low"], change["ci_high"]), change["verdict"]]
+        + [str(row["n_trials"])]
+    )
+
+
+def markdown(rows: list[dict]) -> str:
+    """One table per setting: each metric's mean tuned / preset, each Avg. Gap and the paired change."""
+    header = ["Sparsity", "Method"] + [f"{title} (tuned / preset)" for _, _, title in METRICS]
+    header += ["Avg. Gap tuned", "Avg. Gap preset", "Tuned − preset", "Verdict", "Trials"]
+    return per_setting_tables(rows, header, _line)
+
+
+NOTE = (
+    "Each method with the flags `main_tune.py` selected on trial 1 (tuned) and with its published preset, on "
+    "the same held-out trials. Metrics: mean over the trials, tuned / preset. Avg. Gap: per trial, the mean "
+    "of the four |metric − Retrain of that trial|, then mean ± std over the trials. Tuned − preset: the "
+    'paired change of the Avg. Gap with its 95% t-interval; "shrinks" when the whole interval is below 0 '
+    '(tuning brought the method closer to Retrain), "grows" when above.\n\n'
+)
+
+
+def to_csv(rows: list[dict]) -> str:
+    """The same rows flat: every summary's mean, std and interval, and the change's verdict."""
+    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    summaries = [f"{short}_{side}" for short, _, _ in METRICS for side in SIDES] + ["gap_tuned", "gap_preset"]
+    summaries.append("gap_change")
+    flat = []
+    for row in rows:
+        item = {key: value for key, value in row.items() if not isinstance(value, dict)}
+        for name in summaries:
+            item |= {f"{name}_{key}": row[name][key] for key in ("mean", "std", "ci_low", "ci_high")}
+        flat.append(item | {"gap_change_verdict": row["gap_change"]["verdict"]})
+    columns += [f"{name}_{key}" for name in summaries for key in ("mean", "std", "ci_low", "ci_high")]
+    return csv_text(flat, columns + ["gap_change_verdict"])
+
+
+# ----------------------------------------------------------------------------- what tuning selected
+
+
+def _number(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _flags(params: dict) -> str:
+    return " ".join(f"--{name} {_number(value)}" for name, value in params.items())
+
+
+def selections(studies) -> list[dict]:
+    """One row per main_tune.py best.json below ``studies`` (laid out as {scenario}/r{rate}/{method}/best.json,
+    the layout scripts/sweep.py --tuned reads): what was selected on trial 1 and how it compared there."""
+    rows = []
+    for path in sorted(studies.glob("*/r*/*/best.json")):
+        record = json.loads(path.read_text())
+        scenario, rate = path.parts[-4], float(path.parts[-3][1:])
+        best, preset = record.get("best"), record.get("preset")
+        rows.append({
+            "scenario": scenario, "sparsity": round(100 * rate, 1), "method": record["method"],
+            "name": method_name(record["method"]), "finished": record["finished_trials"],
+            "selected": _flags(best["params"]) if best else "none finished unpruned",
+            "objective": best["objective"] if best else None,
+            "preset_objective": preset["objective"] if preset else None,
+            "preset_state": preset["state"] if preset else "outside the space",
+        })  # fmt: skip
+    return sorted(rows, key=lambda row: (row["scenario"], row["sparsity"], row["name"]))
+
+
+def _objective(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def selections_markdown(rows: list[dict]) -> str:
+    header = ["Scenario", "Sparsity", "Method", "Selected flags", "Objective", "Preset's objective", "Trials"]
+    body = [
+        [row["scenario"], f"{row['sparsity']:.1f}%", row["name"], f"`{row['selected']}`", _objective(row["objective"]),
+         _objective(row["preset_objective"]) if row["preset_state"] == "COMPLETE" else row["preset_state"].lower(),
+         str(row["finished"])]
+        for row in rows
+    ]  # fmt: skip
+    return markdown_table(header, ["---", "---:", "---", "---", "---:", "---:", "---:"], body) + "\n"
+
+
+SELECTIONS_NOTE = (
+    "What each study selected on trial 1: the searched flags of its best trial (every other flag is the "
+    "preset's, with the setting's batch size), its objective (the Avg. Gap to trial 1's Retrain over UA, "
+    "MIA-Efficacy, RA and validation accuracy) and the objective of the preset's values of the searched flags, "
+    'run as trial 0 with the same other flags when they lie inside the search space ("pruned": the median '
+    'pruner stopped it; "outside the space": it was not run).\n\n'
+)

@@ -275,15 +275,18 @@ def storage_of(args):
 def open_study(args, setting: dict):
     """The study named --study-name, created with ``setting`` or continued when it holds the same one."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=args.sampler_seed, n_startup_trials=args.n_startup_trials)
     pruner_ = optuna.pruners.MedianPruner(n_startup_trials=args.pruner_startup, n_warmup_steps=0)
     study = optuna.create_study(
         storage=storage_of(args),
         study_name=args.study_name,
         direction="minimize",
-        sampler=sampler,
         pruner=pruner_,
         load_if_exists=True,
+    )
+    # A seeded sampler starts its random stream afresh in every process, so a continued study (or a second
+    # worker) would propose the earlier trials again: the seed moves on with the trials the study holds.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=args.sampler_seed + len(study.trials) + 7919 * (args.worker or 0), n_startup_trials=args.n_startup_trials
     )
     saved = study.user_attrs.get(SETTING_ATTR)
     if saved is None and study.trials:

@@ -70,6 +70,8 @@ def test_a_study_is_stored_resumed_after_a_stop_and_records_its_selection(refere
     complete = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
     assert len(complete) == 5 and [(t.params, t.value) for t in study.trials[:3]] == first  # none repeated
     assert study.trials[4].params == study.trials[3].params  # the rerun of the stopped trial
+    drawn = [json.dumps(trial.params, sort_keys=True) for trial in study.trials if trial.number != 4]
+    assert len(set(drawn)) == len(drawn)  # a continued study draws new settings, not its first ones again
     best = min(complete, key=lambda trial: trial.value)
     saved = json.loads((tmp_path / "s" / "best.json").read_text())
     assert saved["best"]["params"] == best.params and saved["best"]["objective"] == pytest.approx(best.value)

@@ -1,7 +1,8 @@
 """Copy the result records of a sweep (every *_eval.json, *_backdoor.json, *_audit.json and imp_results.json below
-SWEEP, with their relative paths) into OUT, without the checkpoints: a few megabytes that carry each run's metrics,
-identity and provenance, from which report.py rebuilds the tables (with --no-output-metrics: the JS and l2 distances
-need the models). The records of the measurements docs/fashionmnist.md quotes are shipped under docs/results/.
+SWEEP, and main_tune.py's best.json and trials.csv, with their relative paths) into OUT, without the checkpoints:
+a few megabytes that carry each run's metrics, identity and provenance, from which report.py rebuilds the tables
+(with --no-output-metrics: the JS and l2 distances need the models). The records of the measurements
+docs/fashionmnist.md quotes are shipped under docs/results/.
 
     python scripts/ship_records.py runs/fashionmnist/fashionmnist_resnet20s docs/results/fashionmnist_table1
     python report.py docs/results/fashionmnist_table1/unlearn --out runs/table1_again --no-output-metrics
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils import UsageError, atomic_write_bytes, run_cli  # noqa: E402
 
-PATTERNS = ("*_eval.json", "*_backdoor.json", "*_audit.json", "imp_results.json")
+PATTERNS = ("*_eval.json", "*_backdoor.json", "*_audit.json", "imp_results.json", "best.json", "trials.csv")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,5 +158,6 @@ def test_two_tuning_workers_share_one_study_on_slurm(cluster, omp_dir, tmp_path)
         line for log in logs for line in log.read_text().splitlines() if line.startswith("trial ") and ": --" in line
     ]
     assert len({line.split(":")[0] for line in ran}) == len(ran)  # no trial number ran twice
+    assert len({line.split(": ", 1)[1] for line in ran}) == len(ran)  # nor one setting: each worker draws its own
     again = subprocess.run(tune, cwd=ROOT, env=cluster, **CAPTURE)  # the study is full: nothing to run
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr

@@ -130,7 +130,7 @@ def selections(studies) -> list[dict]:
             "selected": _flags(best["params"]) if best else "none finished unpruned",
             "objective": best["objective"] if best else None,
             "preset_objective": preset["objective"] if preset else None,
-            "preset_state": preset["state"] if preset else "outside the space",
+            "preset_state": preset["state"] if preset else "not run",
         })  # fmt: skip
     return sorted(rows, key=lambda row: (row["scenario"], row["sparsity"], row["name"]))
 
@@ -155,5 +155,6 @@ SELECTIONS_NOTE = (
     "preset's, with the setting's batch size), its objective (the Avg. Gap to trial 1's Retrain over UA, "
     "MIA-Efficacy, RA and validation accuracy) and the objective of the preset's values of the searched flags, "
     'run as trial 0 with the same other flags when they lie inside the search space ("pruned": the median '
-    'pruner stopped it; "outside the space": it was not run).\n\n'
+    'pruner stopped it; "not run": a value lies outside the search space, or the preset leaves it to be tuned, '
+    "as the original README leaves α).\n\n"
 )

@@ -80,7 +80,7 @@ def test_the_script_writes_both_tables_and_the_csv(three_trials, tmp_path):
     subprocess.run(args, check=True, env=ENV, capture_output=True, text=True)
     text = (out / "comparison.md").read_text()
     assert "| random | 95.0% | SalUn | `--unlearn_lr 0.0075 --unlearn_epochs 9` | 1.64 | 5.86 | 16 |" in text
-    assert "| random | 0.0% | FT |" in text and "| outside the space | 16 |" in text
+    assert "| random | 0.0% | FT |" in text and "| not run | 16 |" in text
     assert "| random | 0.0% | GA |" in text and "| pruned | 16 |" in text
     (row,) = list(csv.DictReader(io.StringIO((out / "comparison.csv").read_text())))
     assert row["method"] == "SalUn" and float(row["gap_change_mean"]) == pytest.approx(-13.25 / 3)

@@ -59,6 +59,27 @@ def compare(tuned: list[dict], preset: list[dict], retrain: list[dict]) -> list[
     return sorted(rows, key=row_order)
 
 
+def untouched(runs: list[dict], retrain: list[dict]) -> list[dict]:
+    """The yardstick: the model as it is (``--unlearn raw``), per setting and sparsity, its per-trial Avg. Gap
+    to the Retrain of its trial (mean, std, interval) over the trials that have one."""
+    references, rows = _retrain(retrain), []
+    raw = _by_method([run for run in runs if run["method"] == "raw"], "yardstick")
+    for _, members in sorted(raw.items(), key=lambda item: json.dumps(item[0])):
+        trials = sorted(set(members) & set(references), key=json.dumps)
+        if not trials:
+            continue
+        row = {field: members[trials[0]][field] for field in SETTING_FIELDS + ("sparsity", "method")}
+        gaps = [trial_gaps(members[trial], references[trial])["avg_gap"] for trial in trials]
+        rows.append(row | {"gap": trial_stats.summary(gaps), "n_trials": len(trials)})
+    return rows
+
+
+def untouched_text(rows: list[dict]) -> str:
+    lines = [f"- {row['sparsity']:.1f}%: Avg. Gap {_spread(row['gap'])} over {row['n_trials']} trials" for row in rows]
+    head = "The yardstick, the model as it is (no unlearning, `--unlearn raw`) on the same trials:\n\n"
+    return head + "\n".join(lines) + "\n" if rows else ""
+
+
 def _spread(summary: dict, digits: int = 2) -> str:
     return spread(summary["mean"], summary["std"], digits)
 

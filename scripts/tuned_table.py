@@ -53,6 +53,8 @@ def main(argv=None) -> list[dict]:
     if not rows:
         raise UsageError("no method has tuned, preset and Retrain runs of one trial; check the folders")
     text = "# Tuned against published presets\n\n" + tuned.NOTE + tuned.markdown(rows)
+    yardstick = tuned.untouched(sides["preset"] + sides["tuned"], sides["retrain"])
+    text += "\n" + tuned.untouched_text(yardstick) if yardstick else ""
     if args.studies:
         found = tuned.selections(Path(args.studies))
         text += "\n## What tuning selected\n\n" + tuned.SELECTIONS_NOTE + tuned.selections_markdown(found)

@@ -67,7 +67,9 @@ def test_another_record_behind_the_same_path_is_refused_and_nothing_is_written(s
         ship_records.main([str(sweep), str(sweep / "copy")])
 
 
-SHIPPED_FOLDERS = sorted(path.name for path in (ROOT / "docs" / "results").iterdir())
+RESULTS = ROOT / "docs" / "results"
+TUNED = "fashionmnist_tuned"  # held-out trials 2-4 of the tuned comparison: checked by its own test below
+SHIPPED_FOLDERS = sorted(path.name for path in RESULTS.iterdir() if path.name != TUNED)
 
 
 def test_the_folders_the_docs_quote_are_among_those_checked():
@@ -75,7 +77,7 @@ def test_the_folders_the_docs_quote_are_among_those_checked():
     quoted = {
         "fashionmnist_table1", "fashionmnist_random_avx512", "fashionmnist_curve_avx512", "fashionmnist_mask_memory"
     }  # fmt: skip
-    assert quoted <= set(SHIPPED_FOLDERS)
+    assert quoted <= set(SHIPPED_FOLDERS) and (RESULTS / TUNED).is_dir()
 
 
 @pytest.mark.parametrize("folder", SHIPPED_FOLDERS)
@@ -114,3 +116,34 @@ def test_the_shipped_fashionmnist_records_are_three_one_thread_trials_and_give_t
 def run_identity_trial(run) -> tuple:
     """(the seed that trained the mask, the unlearning seed)."""
     return run["identity"]["inputs"]["mask"]["made_by"]["args"]["seed"], run["identity"]["args"]["seed"]
+
+
+def test_the_shipped_tuned_comparison_is_three_held_out_one_thread_trials_and_gives_its_tables(tmp_path, monkeypatch):
+    """The records behind docs/tuning.md's table: every method tuned and preset at each sparsity on trials 2-4
+    (trial 1 selected the flags), one thread each; report.py and scripts/tuned_table.py rebuild the shipped
+    reports and the comparison, with what each study selected, byte for byte."""
+    from collections import Counter
+
+    import tuned_table
+
+    from reporting import collect
+
+    shipped = Path("docs/results") / TUNED
+    monkeypatch.chdir(ROOT)
+    sparsities = None
+    for side in ("tuned", "preset", "unlearn"):
+        runs, problems = collect.load_runs([shipped / side])
+        assert problems == [] and set(Counter(collect.group_key(run) for run in runs).values()) == {3}
+        assert {run_identity_trial(run) for run in runs} == {(2, 2), (3, 3), (4, 4)}
+        assert {run["identity"]["args"]["threads"] for run in runs} == {1}
+        assert sparsities in (None, {run["sparsity"] for run in runs})  # the same on every side
+        sparsities = {run["sparsity"] for run in runs}
+        if side != "unlearn":
+            paths = [str(shipped / "unlearn"), str(shipped / side)]
+            result = report.main([*paths, "--out", str(tmp_path / side), "--no-output-metrics"])
+            assert result["text"] == (shipped / "report" / side / "report.md").read_text(), side
+    folders = {"tuned": "tuned", "preset": "preset", "retrain": "unlearn"}
+    sides = [f"--{side}={shipped / folder}" for side, folder in folders.items()]
+    rows = tuned_table.main([*sides, "--studies", str(shipped / "studies"), "--out", str(tmp_path / "comparison")])
+    assert list(Counter(row["method"] for row in rows).values()) == [len(sparsities)] * 12  # every method, everywhere
+    assert (tmp_path / "comparison" / "comparison.md").read_text() == (shipped / "report" / "comparison.md").read_text()

@@ -20,11 +20,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tuned_table.py"
 
 @pytest.fixture
 def three_trials(tmp_path):
-    """Retrain UA 10/20/30 at 95%; SalUn tuned UA 12/18/33, preset UA 40/45/35 (other metrics equal Retrain's)."""
+    """Retrain UA 10/20/30 at 95%; SalUn tuned UA 12/18/33, preset UA 40/45/35, raw UA 5 (other metrics equal)."""
     for seed, (retrain, good, bad) in enumerate(((10, 12, 40), (20, 18, 45), (30, 33, 35)), start=1):
         write_eval(tmp_path / "retrain", "retrain", seed, ua=retrain, ratio=0.05)
         write_eval(tmp_path / "tuned", "SalUn", seed, ua=good, ratio=0.05, unlearn_lr=0.0075)
         write_eval(tmp_path / "preset", "SalUn", seed, ua=bad, ratio=0.05, unlearn_lr=0.013)
+        write_eval(tmp_path / "preset", "raw", seed, ua=5, ratio=0.05)  # the yardstick: no unlearning
     write_eval(tmp_path / "preset", "SalUn", 4, ua=50, ratio=0.05, unlearn_lr=0.013)  # no tuned run of trial 4
     return tmp_path
 
@@ -82,6 +83,7 @@ def test_the_script_writes_both_tables_and_the_csv(three_trials, tmp_path):
     assert "| random | 95.0% | SalUn | `--unlearn_lr 0.0075 --unlearn_epochs 9` | 1.64 | 5.86 | 16 |" in text
     assert "| random | 0.0% | FT |" in text and "| not run | 16 |" in text
     assert "| random | 0.0% | GA |" in text and "| pruned | 16 |" in text
+    assert "- 95.0%: Avg. Gap 3.75±2.50 over 3 trials" in text  # raw's per-trial gaps 5/4, 15/4, 25/4
     (row,) = list(csv.DictReader(io.StringIO((out / "comparison.csv").read_text())))
     assert row["method"] == "SalUn" and float(row["gap_change_mean"]) == pytest.approx(-13.25 / 3)
     assert row["gap_change_verdict"] == "inconclusive" and row["n_trials"] == "3"

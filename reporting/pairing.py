@@ -47,9 +47,14 @@ def sparsity_effects(runs: list[dict]) -> list[dict]:
     return sorted(effects, key=lambda row: row_order(row))
 
 
+def retrain_by_trial(runs: list[dict]) -> dict:
+    """{pairing key: the Retrain run of that setting, sparsity, data, inputs and trial}."""
+    return {pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}
+
+
 def _trial_gaps(runs: list[dict]):
     """(run, {metric: |run − Retrain of the same trial, sparsity and inputs|, avg_gap}) for every run but Retrain."""
-    retrain = {pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}
+    retrain = retrain_by_trial(runs)
     for run in runs:
         reference = retrain.get(pairing_key(run)) if run["kind"] == "unlearn" else None
         if reference is None or run["method"] == "retrain":

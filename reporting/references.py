@@ -17,16 +17,12 @@ from reporting.collect import (
     pairing_key,
     row_order,
 )
-from reporting.pairing import trial_gaps
-from reporting.tables import csv_text, per_setting_tables, signed_interval, spread
+from reporting.pairing import retrain_by_trial, trial_gaps
+from reporting.tables import per_setting_tables, signed_interval, spread, summaries_csv
 
 
 def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
-    return {
-        pairing_key(run): run
-        for run in runs
-        if run["kind"] == "unlearn" and run["method"] == "retrain" and run["clean_mask"] == clean
-    }
+    return retrain_by_trial([run for run in runs if run["clean_mask"] == clean])
 
 
 def _paired(runs: list[dict]) -> dict:
@@ -102,13 +98,4 @@ def two_references_csv(rows: list[dict]) -> str:
     """The same rows flat: the signed differences and each Avg. Gap's mean, std and interval."""
     columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
     columns += [f"{short}_minus_clean_{key}" for short, _, _ in METRICS for key in ("mean", "ci_low", "ci_high")]
-    flat = []
-    for row in rows:
-        item = {key: value for key, value in row.items() if not isinstance(value, dict)}
-        for name in ("gap_inherited", "gap_clean", "gap_change"):
-            item |= {f"{name}_{key}": row[name][key] for key in ("mean", "std", "ci_low", "ci_high")}
-        item["gap_change_verdict"] = row["gap_change"]["verdict"]
-        flat.append(item)
-    for name in ("gap_inherited", "gap_clean", "gap_change"):
-        columns += [f"{name}_{key}" for key in ("mean", "std", "ci_low", "ci_high")]
-    return csv_text(flat, columns + ["gap_change_verdict"])
+    return summaries_csv(rows, columns, ["gap_inherited", "gap_clean", "gap_change"], "gap_change")

@@ -9,8 +9,8 @@ from collections import defaultdict
 
 from evaluation import trial_stats
 from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order
-from reporting.pairing import trial_gaps
-from reporting.tables import csv_text, markdown_table, per_setting_tables, signed_interval, spread
+from reporting.pairing import retrain_by_trial, trial_gaps
+from reporting.tables import markdown_table, per_setting_tables, signed_interval, spread, summaries_csv
 
 SIDES = ("tuned", "preset")
 
@@ -31,15 +31,12 @@ def _by_method(runs: list[dict], side: str) -> dict:
     return found
 
 
-def _retrain(runs: list[dict]) -> dict:
-    return {pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}
-
-
 def compare(tuned: list[dict], preset: list[dict], retrain: list[dict]) -> list[dict]:
     """Per setting, sparsity and method, over the trials all three sides share: each side's per-trial Avg.
     Gap to the Retrain of its trial (mean, std, 95% t-interval), each metric's mean, and the paired
     change tuned − preset of the Avg. Gap with its interval and verdict ("shrinks": tuning helped)."""
-    references, sides = _retrain(retrain), {"tuned": _by_method(tuned, "tuned"), "preset": _by_method(preset, "preset")}
+    references = retrain_by_trial(retrain)
+    sides = {"tuned": _by_method(tuned, "tuned"), "preset": _by_method(preset, "preset")}
     rows = []
     for key in sorted(set(sides["tuned"]) & set(sides["preset"]), key=json.dumps):
         trials = sorted(set(sides["tuned"][key]) & set(sides["preset"][key]) & set(references), key=json.dumps)
@@ -62,7 +59,7 @@ def compare(tuned: list[dict], preset: list[dict], retrain: list[dict]) -> list[
 def untouched(runs: list[dict], retrain: list[dict]) -> list[dict]:
     """The yardstick: the model as it is (``--unlearn raw``), per setting and sparsity, its per-trial Avg. Gap
     to the Retrain of its trial (mean, std, interval) over the trials that have one."""
-    references, rows = _retrain(retrain), []
+    references, rows = retrain_by_trial(retrain), []
     raw = _by_method([run for run in runs if run["method"] == "raw"], "yardstick")
     for _, members in sorted(raw.items(), key=lambda item: json.dumps(item[0])):
         trials = sorted(set(members) & set(references), key=json.dumps)
@@ -115,15 +112,7 @@ def to_csv(rows: list[dict]) -> str:
     """The same rows flat: every summary's mean, std and interval, and the change's verdict."""
     columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
     summaries = [f"{short}_{side}" for short, _, _ in METRICS for side in SIDES] + ["gap_tuned", "gap_preset"]
-    summaries.append("gap_change")
-    flat = []
-    for row in rows:
-        item = {key: value for key, value in row.items() if not isinstance(value, dict)}
-        for name in summaries:
-            item |= {f"{name}_{key}": row[name][key] for key in ("mean", "std", "ci_low", "ci_high")}
-        flat.append(item | {"gap_change_verdict": row["gap_change"]["verdict"]})
-    columns += [f"{name}_{key}" for name in summaries for key in ("mean", "std", "ci_low", "ci_high")]
-    return csv_text(flat, columns + ["gap_change_verdict"])
+    return summaries_csv(rows, columns, summaries + ["gap_change"], "gap_change")
 
 
 # ----------------------------------------------------------------------------- what tuning selected

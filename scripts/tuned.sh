@@ -6,7 +6,7 @@
 #      forget set, its Retrain), scored on validation data only. Every method keeps its published
 #      preset's other flags, with the setting's --batch_size 32; the preset is the first trial when it
 #      lies in the search space.
-#   2. held out: the selected flags on trials HELDOUT (default 2-4; trial 4 is trained and pruned here),
+#   2. held out: the selected flags on trials HELDOUT (A-B, default 2-4; trial 4 is trained and pruned here),
 #      into $FM_ROOT/fashionmnist_resnet20s/tuned, and the published presets as they are (untuned) on the
 #      same trials into .../preset; Retrain of each trial with the setting's arguments into .../unlearn.
 #   3. the reports: $ROOT/report_tuned/report.md, $ROOT/report_preset/report.md and, side by side and paired
@@ -57,10 +57,14 @@ if [[ ",$STAGES," == *",2,"* ]]; then
     "$PY" scripts/sweep.py --stage all "${SWEEP[@]}" --methods retrain --method-args "retrain=${FMNIST_ARGS[retrain]}"
     "$PY" scripts/sweep.py --stage unlearn "${SWEEP[@]}" --methods "$METHODS" --tuned "$ROOT" --runs-name tuned
     "$PY" scripts/sweep.py --stage unlearn "${SWEEP[@]}" --methods "$METHODS" --runs-name preset
+    retrain=()  # the held-out trials' Retrain runs only: trial 1's selected the flags
+    for trial in $(seq "${HELDOUT%-*}" "${HELDOUT#*-}"); do
+        for rate in $RATES; do retrain+=("$FM/unlearn/random/r$rate/retrain/train_seed$trial"); done
+    done
     for kind in tuned preset; do
-        "$PY" report.py "$FM"/unlearn/random/r*/retrain "$FM/$kind/random" --out "$ROOT/report_$kind"
+        "$PY" report.py "${retrain[@]}" "$FM/$kind/random" --out "$ROOT/report_$kind"
     done
     "$PY" scripts/tuned_table.py --tuned "$FM/tuned/random" --preset "$FM/preset/random" \
-        --retrain "$FM"/unlearn/random/r*/retrain --studies "$ROOT" --out "$ROOT/comparison"
+        --retrain "${retrain[@]}" --studies "$ROOT" --out "$ROOT/comparison"
 fi
 echo "took $(( ($(date +%s) - start) / 60 )) min"

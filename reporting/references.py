@@ -18,7 +18,7 @@ from reporting.collect import (
     row_order,
 )
 from reporting.pairing import retrain_by_trial, trial_gaps
-from reporting.tables import per_setting_tables, signed_interval, spread, summaries_csv
+from reporting.tables import per_setting_tables, signed_interval, summaries_csv, summary_interval, summary_spread
 
 
 def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
@@ -64,10 +64,6 @@ def _difference(row: dict, short: str) -> str:
     return signed_interval(*(row[f"{short}_minus_clean_{key}"] for key in ("mean", "ci_low", "ci_high")))
 
 
-def _spread(summary: dict) -> str:
-    return spread(summary["mean"], summary["std"])
-
-
 def two_references_markdown(rows: list[dict]) -> str:
     """One table per setting: the signed differences to the clean Retrain and the Avg. Gap to each reference."""
     header = ["Sparsity", "Method"] + [f"{title} − clean" for _, _, title in METRICS]
@@ -79,8 +75,8 @@ def _two_references_line(row: dict) -> list[str]:
     return (
         [f"{row['sparsity']:.1f}%", row["name"]]
         + [_difference(row, short) for short, _, _ in METRICS]
-        + [_spread(row["gap_inherited"]), _spread(row["gap_clean"])]
-        + [signed_interval(*(row["gap_change"][key] for key in ("mean", "ci_low", "ci_high"))), str(row["n_trials"])]
+        + [summary_spread(row["gap_inherited"]), summary_spread(row["gap_clean"])]
+        + [summary_interval(row["gap_change"]), str(row["n_trials"])]
     )
 
 

@@ -34,6 +34,16 @@ def signed_interval(mean: float, low: float | None, high: float | None) -> str:
     return f"{mean:+.1f}" + ("" if low is None else f" [{low:+.1f}, {high:+.1f}]")
 
 
+def summary_spread(summary: dict) -> str:
+    """A trial_stats summary as ``mean±std``."""
+    return spread(summary["mean"], summary["std"])
+
+
+def summary_interval(summary: dict) -> str:
+    """A trial_stats summary (a paired change) as ``+1.2 [-0.3, +2.7]``."""
+    return signed_interval(summary["mean"], summary["ci_low"], summary["ci_high"])
+
+
 def _cell(row: dict, short: str) -> str:
     mean, std = row[f"{short}_mean"], row[f"{short}_std"]
     return f"{_number(mean)}{'' if std is None else '±' + _number(std)} ({_number(row[f'{short}_gap'])})"

@@ -10,7 +10,7 @@ from collections import defaultdict
 from evaluation import trial_stats
 from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order
 from reporting.pairing import retrain_by_trial, trial_gaps
-from reporting.tables import markdown_table, per_setting_tables, signed_interval, spread, summaries_csv
+from reporting.tables import markdown_table, per_setting_tables, summaries_csv, summary_interval, summary_spread
 
 SIDES = ("tuned", "preset")
 
@@ -72,13 +72,11 @@ def untouched(runs: list[dict], retrain: list[dict]) -> list[dict]:
 
 
 def untouched_text(rows: list[dict]) -> str:
-    lines = [f"- {row['sparsity']:.1f}%: Avg. Gap {_spread(row['gap'])} over {row['n_trials']} trials" for row in rows]
+    lines = [
+        f"- {row['sparsity']:.1f}%: Avg. Gap {summary_spread(row['gap'])} over {row['n_trials']} trials" for row in rows
+    ]
     head = "The yardstick, the model as it is (no unlearning, `--unlearn raw`) on the same trials:\n\n"
     return head + "\n".join(lines) + "\n" if rows else ""
-
-
-def _spread(summary: dict, digits: int = 2) -> str:
-    return spread(summary["mean"], summary["std"], digits)
 
 
 def _line(row: dict) -> list[str]:
@@ -86,8 +84,8 @@ def _line(row: dict) -> list[str]:
     return (
         [f"{row['sparsity']:.1f}%", row["name"]]
         + [f"{row[f'{short}_tuned']['mean']:.1f} / {row[f'{short}_preset']['mean']:.1f}" for short, _, _ in METRICS]
-        + [_spread(row["gap_tuned"]), _spread(row["gap_preset"])]
-        + [signed_interval(change["mean"], change["ci_low"], change["ci_high"]), change["verdict"]]
+        + [summary_spread(row["gap_tuned"]), summary_spread(row["gap_preset"])]
+        + [summary_interval(change), change["verdict"]]
         + [str(row["n_trials"])]
     )
 

@@ -463,7 +463,14 @@ def _float_text(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__ + method_listing(), formatter_class=arg_parser.HelpFormatter)
-    grid = p.add_argument_group("the grid")
+    _add_grid_args(p.add_argument_group("the grid"))
+    _add_run_args(p.add_argument_group("method and run arguments"))
+    _add_where_args(p.add_argument_group("where and how it runs"))
+    _add_action_args(p.add_argument_group("what it does"))
+    return p
+
+
+def _add_grid_args(grid: argparse._ArgumentGroup) -> None:
     grid.add_argument("--stage", choices=("prune", "unlearn", "all"), default="all", help="which runs to sweep")
     grid.add_argument(
         "--dataset", default="cifar10", help="passed as --dataset (cifar10, cifar100, svhn, TinyImagenet, digits)"
@@ -524,7 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(f"{entry.name} {entry.random_count}" for entry in dataset.DATASETS.values())
         + ")",
     )
-    extra = p.add_argument_group("method and run arguments")
+
+
+def _add_run_args(extra: argparse._ArgumentGroup) -> None:
     extra.add_argument("--alpha-ff", type=_float_text, default="1e-8", help="--alpha of fisher_new (FF); tune it")
     extra.add_argument("--alpha-iu", type=_float_text, default="10", help="--alpha of wfisher (IU); tune it in [1, 20]")
     extra.add_argument(
@@ -555,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="string appended to every main_forget.py command, overriding the method defaults; "
         "write --extra-unlearn-args='--no-aug' when it is one flag",
     )
-    how = p.add_argument_group("where and how it runs")
+
+
+def _add_where_args(how: argparse._ArgumentGroup) -> None:
     how.add_argument(
         "--gpus",
         type=_list(str, "--gpus"),
@@ -578,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="with --slurm: GPUs per array task (--gres=gpu:N; default 1; 0 for a partition without GPUs)",
     )
-    what = p.add_argument_group("what it does")
+
+
+def _add_action_args(what: argparse._ArgumentGroup) -> None:
     what.add_argument("--dry-run", action="store_true", help="print what would run or be submitted; run nothing")
     what.add_argument(
         "--status",
@@ -588,7 +601,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--retry-failed", action="store_true", help="run (or submit) only the runs that failed")
     what.add_argument("--python", default=sys.executable, help="interpreter for the commands (default: this one)")
-    return p
 
 
 def _check_writable(root: Path) -> None:

@@ -188,17 +188,18 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
 SUMMARY_KEYS = ("mean", "std", "ci_low", "ci_high")
 
 
-def summaries_csv(rows: list[dict], columns: list[str], summaries: list[str], verdict: str) -> str:
+def summaries_csv(rows: list[dict], columns: list[str], summaries: list[str], verdicts: str | tuple[str, ...]) -> str:
     """Rows whose ``summaries`` are trial_stats dicts, flat: each as {name}_{mean,std,ci_low,ci_high}, after the
-    plain ``columns``, then the ``verdict`` summary's verdict as {verdict}_verdict."""
+    plain ``columns``, then each of the ``verdicts`` summaries' verdict as {name}_verdict."""
+    verdicts = (verdicts,) if isinstance(verdicts, str) else verdicts
     flat = []
     for row in rows:
         item = {key: value for key, value in row.items() if not isinstance(value, dict)}
         for name in summaries:
             item |= {f"{name}_{key}": row[name][key] for key in SUMMARY_KEYS}
-        flat.append(item | {f"{verdict}_verdict": row[verdict]["verdict"]})
+        flat.append(item | {f"{name}_verdict": row[name]["verdict"] for name in verdicts})
     columns = columns + [f"{name}_{key}" for name in summaries for key in SUMMARY_KEYS]
-    return csv_text(flat, columns + [f"{verdict}_verdict"])
+    return csv_text(flat, columns + [f"{name}_verdict" for name in verdicts])
 
 
 def _csv_value(value):

@@ -1,14 +1,18 @@
 """Tuned against published presets: one table of each method's Avg. Gap to Retrain with the flags main_tune.py
-selected and with its published preset, paired by held-out trial, and a table of what each study selected.
+selected and with its published preset, paired by held-out trial, sparse against dense under the same two
+ways of setting the flags, and a table of what each study selected.
 
     python scripts/tuned_table.py --tuned runs/fashionmnist/fashionmnist_resnet20s/tuned/random \\
         --preset runs/fashionmnist/fashionmnist_resnet20s/preset/random \\
         --retrain runs/fashionmnist/fashionmnist_resnet20s/unlearn/random/r*/retrain \\
         --studies runs/tuned --out runs/tuned/comparison
 
-Writes {out}/comparison.md (both tables) and {out}/comparison.csv (the paired rows: every summary's mean,
-std and 95% t-interval). Only the trials that every side holds (tuned, preset and the Retrain of the same
-trial) are compared; trial 1, on which the flags were selected, belongs in none of the folders.
+Writes {out}/comparison.md (the tables) and {out}/comparison.csv (the paired rows: every summary's mean,
+std and 95% t-interval). Where the folders hold the dense model and a sparse one, a third table pairs each
+method's sparse runs with its dense ones by trial, each side with its own flags at each sparsity (a tuned
+method is tuned per sparsity), and {out}/sparsity.csv holds its rows. Only the trials that every side holds
+(tuned, preset and the Retrain of the same trial) are compared; trial 1, on which the flags were selected,
+belongs in none of the folders.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ def main(argv=None) -> list[dict]:
     text = "# Tuned against published presets\n\n" + tuned.NOTE + tuned.markdown(rows)
     yardstick = tuned.untouched(sides["preset"] + sides["tuned"], sides["retrain"])
     text += "\n" + tuned.untouched_text(yardstick) if yardstick else ""
+    change = tuned.sparsity_change(sides["tuned"], sides["preset"], sides["retrain"])
+    if change:
+        text += "\n## Sparse against dense, each with its own flags\n\n" + tuned.SPARSITY_NOTE
+        text += tuned.sparsity_markdown(change)
     if args.studies:
         found = tuned.selections(Path(args.studies))
         text += "\n## What tuning selected\n\n" + tuned.SELECTIONS_NOTE + tuned.selections_markdown(found)
@@ -62,6 +70,8 @@ def main(argv=None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(text, out / "comparison.md")
     atomic_write_text(tuned.to_csv(rows), out / "comparison.csv")
+    if change:
+        atomic_write_text(tuned.sparsity_csv(change), out / "sparsity.csv")
     print(text, end="")
     return rows
 

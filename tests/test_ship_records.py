@@ -146,4 +146,5 @@ def test_the_shipped_tuned_comparison_is_three_held_out_one_thread_trials_and_gi
     sides = [f"--{side}={shipped / folder}" for side, folder in folders.items()]
     rows = tuned_table.main([*sides, "--studies", str(shipped / "studies"), "--out", str(tmp_path / "comparison")])
     assert list(Counter(row["method"] for row in rows).values()) == [len(sparsities)] * 12  # every method, everywhere
-    assert (tmp_path / "comparison" / "comparison.md").read_text() == (shipped / "report" / "comparison.md").read_text()
+    for name in ("comparison.md", "sparsity.csv"):
+        assert (tmp_path / "comparison" / name).read_text() == (shipped / "report" / name).read_text(), name

@@ -53,6 +53,33 @@ def test_the_paired_change_of_the_avg_gap_equals_a_hand_computation(three_trials
     assert f"| {interval} | inconclusive | 3 |" in line
 
 
+def test_sparse_against_dense_pairs_each_side_with_its_own_flags_and_equals_a_hand_computation(three_trials):
+    sides = ("tuned", "preset", "retrain")
+    assert tuned.sparsity_change(*(_runs(three_trials / side) for side in sides)) == []  # no dense runs yet
+    for seed, (retrain, good, bad) in enumerate(((10, 16, 22), (20, 20, 26), (30, 36, 30)), start=1):
+        write_eval(three_trials / "retrain", "retrain", seed, ua=retrain)  # ratio 1.0: the dense model
+        write_eval(three_trials / "tuned", "SalUn", seed, ua=good, unlearn_lr=0.02)  # selected for dense
+        write_eval(three_trials / "preset", "SalUn", seed, ua=bad, unlearn_lr=0.013)
+    (row,) = tuned.sparsity_change(*(_runs(three_trials / side) for side in sides))
+    dense = {"tuned": np.array([6, 0, 6]) / 4, "preset": np.array([12, 6, 0]) / 4}  # only UA differs
+    sparse = {"tuned": np.array([2, 2, 3]) / 4, "preset": np.array([30, 25, 5]) / 4}
+    assert row["n_trials"] == 3 and row["sparsity"] == 95.0 and row["name"] == "SalUn"  # trial 4 has no dense run
+    for side in ("tuned", "preset"):
+        change = sparse[side] - dense[side]
+        half = T_975_2DF * change.std(ddof=1) / math.sqrt(3)
+        assert row[f"dense_{side}"]["mean"] == pytest.approx(dense[side].mean())
+        assert row[f"sparse_{side}"]["std"] == pytest.approx(sparse[side].std(ddof=1))
+        got = row[f"change_{side}"]
+        assert (got["mean"], got["ci_low"], got["ci_high"]) == pytest.approx(
+            (change.mean(), change.mean() - half, change.mean() + half)
+        )
+        assert got["verdict"] == "inconclusive"
+    line = tuned.sparsity_markdown([row]).splitlines()[-1]
+    assert line.startswith("| 95.0% | SalUn | 1.00±0.87 → 0.58±0.14 | -0.4 [")
+    (flat,) = list(csv.DictReader(io.StringIO(tuned.sparsity_csv([row]))))
+    assert float(flat["change_preset_mean"]) == pytest.approx(3.5) and flat["change_preset_verdict"] == "inconclusive"
+
+
 def test_two_variants_on_one_side_are_refused(three_trials):
     write_eval(three_trials / "tuned" / "other", "SalUn", 1, ua=11, ratio=0.05, unlearn_lr=0.02)
     with pytest.raises(ValueError, match="two variants of SalUn at 95.0%"):
@@ -87,6 +114,7 @@ def test_the_script_writes_both_tables_and_the_csv(three_trials, tmp_path):
     (row,) = list(csv.DictReader(io.StringIO((out / "comparison.csv").read_text())))
     assert row["method"] == "SalUn" and float(row["gap_change_mean"]) == pytest.approx(-13.25 / 3)
     assert row["gap_change_verdict"] == "inconclusive" and row["n_trials"] == "3"
+    assert "Sparse against dense" not in text and not (out / "sparsity.csv").exists()  # no dense runs to pair
 
 
 def test_folders_without_runs_are_one_line_and_nothing_is_written(tmp_path):

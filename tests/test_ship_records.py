@@ -148,6 +148,7 @@ def test_the_shipped_tuned_comparison_is_three_held_out_one_thread_trials_and_gi
     assert list(Counter(row["method"] for row in rows).values()) == [len(sparsities)] * 12  # every method, everywhere
     for name in ("comparison.md", "sparsity.csv"):
         assert (tmp_path / "comparison" / name).read_text() == (shipped / "report" / name).read_text(), name
+
     def rows(path):  # the lines of the comparison's two tables (not the selections, which start with the scenario)
         return [line for line in path.read_text().splitlines() if line.startswith(("| 95.0% |", "| 0.0% |"))]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reporting import audit_report, output_distance, published, references
 from reporting.collect import against_clean_retrain, describe, load_runs, pairing_key, summarise, summarise_backdoor
-from reporting.pairing import effects_markdown, find_missing, gap_problems, sparsity_effects
+from reporting.pairing import effects_markdown, find_missing, gap_problems, sparsity_effects, unpaired, unpaired_text
 from reporting.plots import plot_backdoor, plot_sparsity
 from reporting.tables import (
     backdoor_markdown,
@@ -67,8 +67,9 @@ def build_report(
         figures.append(plot_backdoor(backdoor_rows, out / "backdoor_ASR_SA.png"))
     figures = [figure for figure in figures if figure is not None]
     effects = sparsity_effects(runs)
+    left_out = unpaired(runs)
     audits = _read_audits(paths, problems)
-    text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects)
+    text = _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects, left_out)
     if both:
         text += "\n" + references.TWO_REFERENCES_NOTE + references.two_references_markdown(both)
         atomic_write_text(references.two_references_csv(both), out / "two_references.csv")
@@ -142,7 +143,7 @@ EFFECTS_NOTE = (
 )
 
 
-def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects=()) -> str:
+def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, effects=(), left_out=()) -> str:
     sources = ", ".join(f"`{path}`" for path in paths)
     parts = [
         f"# Unlearning report\n\n{len(runs)} runs read from {sources}. Cells: mean±std over trials "
@@ -152,8 +153,8 @@ def _report_text(paths, runs, rows, backdoor_rows, missing, problems, figures, e
     ]
     if rows:
         parts.append("## Unlearning\n\n" + to_markdown(rows))
-    if effects:
-        parts.append(EFFECTS_NOTE + effects_markdown(effects))
+    if effects or left_out:
+        parts.append(EFFECTS_NOTE + effects_markdown(effects) + unpaired_text(left_out))
     if backdoor_rows:
         parts.append("## Backdoor cleanse\n\n" + backdoor_markdown(backdoor_rows))
     parts.append(_listing("Missing or partial runs", missing))

@@ -47,6 +47,30 @@ def sparsity_effects(runs: list[dict]) -> list[dict]:
     return sorted(effects, key=lambda row: row_order(row))
 
 
+def unpaired(runs: list[dict]) -> list[str]:
+    """One line per sparse method variant left out of sparsity_effects although its method has dense runs of
+    the same setting: their flags differ (a method set per sparsity, as a tuned one is)."""
+    keys = {_effect_key(run): run for run, _ in _trial_gaps(runs)}
+    dense = {key for key, run in keys.items() if run["sparsity"] == 0.0}
+    methods = {key[:-1] for key in dense}  # setting and method, any flags
+    left = {
+        describe(run): run
+        for key, run in keys.items()
+        if run["sparsity"] > 0.0 and key not in dense and key[:-1] in methods
+    }
+    return [line for line, _ in sorted(left.items(), key=lambda item: row_order(item[1] | {"variant": ""}))]
+
+
+UNPAIRED_NOTE = (
+    "Not paired, because no dense run of the same method has the same flags (a method set per sparsity, as a "
+    "tuned one is; scripts/tuned_table.py pairs those by trial, each sparsity with its own flags):\n\n"
+)
+
+
+def unpaired_text(lines: list[str]) -> str:
+    return "\n" + UNPAIRED_NOTE + "".join(f"- {line}\n" for line in lines) if lines else ""
+
+
 def retrain_by_trial(runs: list[dict]) -> dict:
     """{pairing key: the Retrain run of that setting, sparsity, data, inputs and trial}."""
     return {pairing_key(run): run for run in runs if run["kind"] == "unlearn" and run["method"] == "retrain"}

@@ -355,6 +355,23 @@ def test_intervals_and_paired_changes_equal_a_hand_computation(tmp_path):
     assert f"| 95.0% | FT | {diffs.mean():+.1f} [{diffs.mean() - half:+.1f}, {diffs.mean() + half:+.1f}] |" in text
 
 
+def test_a_sparse_method_whose_dense_flags_differ_is_named_as_not_paired(tmp_path):
+    """FT set per sparsity (as a tuned method is) cannot be paired by report.py; the report says so, per method,
+    while GA, with the same flags at both sparsities, is paired as usual."""
+    for seed in (1, 2):
+        for ratio, lr in ((1.0, 0.01), (0.05, 0.02)):
+            write_eval(tmp_path, "retrain", seed, ua=10, ratio=ratio)
+            write_eval(tmp_path, "FT", seed, ua=20, ratio=ratio, unlearn_lr=lr)
+            write_eval(tmp_path, "GA", seed, ua=30, ratio=ratio, unlearn_lr=0.001)
+        write_eval(tmp_path, "RL", seed, ua=30, ratio=0.05)  # no dense RL at all: nothing to say about it
+    runs, _ = collect.load_runs([tmp_path])
+    assert [effect["method"] for effect in pairing.sparsity_effects(runs)] == ["GA"]
+    assert pairing.unpaired(runs) == ["cifar10/resnet18 random forgetting (4500 samples), sparsity 95.0%, FT"]
+    text = document.build_report([tmp_path], tmp_path / "out")["text"]
+    assert "Not paired, because no dense run of the same method has the same flags" in text
+    assert "\n- cifar10/resnet18 random forgetting (4500 samples), sparsity 95.0%, FT\n" in text
+
+
 def test_a_gap_that_grows_and_one_trial_get_their_verdicts():
     from evaluation import trial_stats
 

@@ -463,7 +463,9 @@ def _float_text(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__ + method_listing(), formatter_class=arg_parser.HelpFormatter)
-    _add_grid_args(p.add_argument_group("the grid"))
+    grid = p.add_argument_group("the grid")
+    for add in (_add_grid_args, _add_seed_args, _add_place_args):
+        add(grid)
     _add_run_args(p.add_argument_group("method and run arguments"))
     _add_where_args(p.add_argument_group("where and how it runs"))
     _add_action_args(p.add_argument_group("what it does"))
@@ -495,6 +497,9 @@ def _add_grid_args(grid: argparse._ArgumentGroup) -> None:
         default=["class", "random"],
         help="forgetting scenarios: class (a whole class) and/or random (--random-count samples)",
     )
+
+
+def _add_seed_args(grid: argparse._ArgumentGroup) -> None:
     grid.add_argument(
         "--seeds",
         type=_list(int, "--seeds"),
@@ -515,6 +520,9 @@ def _add_grid_args(grid: argparse._ArgumentGroup) -> None:
         default=None,
         help="seeds of the training and pruning runs; every one is unlearned with every --seeds seed (a full cross)",
     )
+
+
+def _add_place_args(grid: argparse._ArgumentGroup) -> None:
     grid.add_argument("--root", default="runs/sweep", help="where runs go: {root}/{dataset}_{arch}/...")
     grid.add_argument(
         "--runs-name",

@@ -130,14 +130,14 @@ def test_the_shipped_tuned_comparison_is_three_held_out_one_thread_trials_and_gi
 
     shipped = Path("docs/results") / TUNED
     monkeypatch.chdir(ROOT)
-    sparsities = None
+    settings = None
     for side in ("tuned", "preset", "unlearn"):
         runs, problems = collect.load_runs([shipped / side])
         assert problems == [] and set(Counter(collect.group_key(run) for run in runs).values()) == {3}
         assert {run_identity_trial(run) for run in runs} == {(2, 2), (3, 3), (4, 4)}
         assert {run["identity"]["args"]["threads"] for run in runs} == {1}
-        assert sparsities in (None, {run["sparsity"] for run in runs})  # the same on every side
-        sparsities = {run["sparsity"] for run in runs}
+        assert settings in (None, {(run["scenario"], run["sparsity"]) for run in runs})  # the same on every side
+        settings = {(run["scenario"], run["sparsity"]) for run in runs}
         if side != "unlearn":
             paths = [str(shipped / "unlearn"), str(shipped / side)]
             result = report.main([*paths, "--out", str(tmp_path / side), "--no-output-metrics"])
@@ -145,7 +145,7 @@ def test_the_shipped_tuned_comparison_is_three_held_out_one_thread_trials_and_gi
     folders = {"tuned": "tuned", "preset": "preset", "retrain": "unlearn"}
     sides = [f"--{side}={shipped / folder}" for side, folder in folders.items()]
     rows = tuned_table.main([*sides, "--studies", str(shipped / "studies"), "--out", str(tmp_path / "comparison")])
-    assert list(Counter(row["method"] for row in rows).values()) == [len(sparsities)] * 12  # every method, everywhere
+    assert list(Counter(row["method"] for row in rows).values()) == [len(settings)] * 12  # every method, everywhere
     for name in ("comparison.md", "sparsity.csv"):
         assert (tmp_path / "comparison" / name).read_text() == (shipped / "report" / name).read_text(), name
 

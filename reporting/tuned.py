@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 
 from evaluation import trial_stats
-from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order
+from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order, scenario_title
 from reporting.pairing import retrain_by_trial, trial_gaps
 from reporting.tables import markdown_table, per_setting_tables, summaries_csv, summary_interval, summary_spread
 
@@ -73,7 +73,9 @@ def untouched(runs: list[dict], retrain: list[dict]) -> list[dict]:
 
 def untouched_text(rows: list[dict]) -> str:
     lines = [
-        f"- {row['sparsity']:.1f}%: Avg. Gap {summary_spread(row['gap'])} over {row['n_trials']} trials" for row in rows
+        f"- {scenario_title(row)}, {row['sparsity']:.1f}%: Avg. Gap {summary_spread(row['gap'])} over "
+        f"{row['n_trials']} trials"
+        for row in rows
     ]
     head = "The yardstick, the model as it is (no unlearning, `--unlearn raw`) on the same trials:\n\n"
     return head + "\n".join(lines) + "\n" if rows else ""

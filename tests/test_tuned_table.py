@@ -110,7 +110,9 @@ def test_the_script_writes_both_tables_and_the_csv(three_trials, tmp_path):
     assert "| random | 95.0% | SalUn | `--unlearn_lr 0.0075 --unlearn_epochs 9` | 1.64 | 5.86 | 16 |" in text
     assert "| random | 0.0% | FT |" in text and "| not run | 16 |" in text
     assert "| random | 0.0% | GA |" in text and "| pruned | 16 |" in text
-    assert "- 95.0%: Avg. Gap 3.75±2.50 over 3 trials" in text  # raw's per-trial gaps 5/4, 15/4, 25/4
+    assert (
+        "- random forgetting (4500 samples), 95.0%: Avg. Gap 3.75±2.50 over 3 trials" in text
+    )  # raw's per-trial gaps 5/4, 15/4, 25/4
     (row,) = list(csv.DictReader(io.StringIO((out / "comparison.csv").read_text())))
     assert row["method"] == "SalUn" and float(row["gap_change_mean"]) == pytest.approx(-13.25 / 3)
     assert row["gap_change_verdict"] == "inconclusive" and row["n_trials"] == "3"

@@ -18,7 +18,14 @@ from reporting.collect import (
     row_order,
 )
 from reporting.pairing import retrain_by_trial, trial_gaps
-from reporting.tables import per_setting_tables, signed_interval, summaries_csv, summary_interval, summary_spread
+from reporting.tables import (
+    ROW_COLUMNS,
+    per_setting_tables,
+    signed_interval,
+    summaries_csv,
+    summary_interval,
+    summary_spread,
+)
 
 
 def _retrain_by_trial(runs: list[dict], clean: bool) -> dict:
@@ -92,6 +99,6 @@ TWO_REFERENCES_NOTE = (
 
 def two_references_csv(rows: list[dict]) -> str:
     """The same rows flat: the signed differences and each Avg. Gap's mean, std and interval."""
-    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    columns = list(ROW_COLUMNS)
     columns += [f"{short}_minus_clean_{key}" for short, _, _ in METRICS for key in ("mean", "ci_low", "ci_high")]
     return summaries_csv(rows, columns, ["gap_inherited", "gap_clean", "gap_change"], "gap_change")

@@ -188,6 +188,10 @@ def csv_text(rows: list[dict], columns: list[str]) -> str:
 SUMMARY_KEYS = ("mean", "std", "ci_low", "ci_high")
 
 
+# The plain columns that lead every per-method summary CSV: the setting, then which row it is.
+ROW_COLUMNS = (*SETTING_FIELDS, "sparsity", "method", "name", "n_trials")
+
+
 def summaries_csv(rows: list[dict], columns: list[str], summaries: list[str], verdicts: str | tuple[str, ...]) -> str:
     """Rows whose ``summaries`` are trial_stats dicts, flat: each as {name}_{mean,std,ci_low,ci_high}, after the
     plain ``columns``, then each of the ``verdicts`` summaries' verdict as {name}_verdict."""
@@ -238,7 +242,7 @@ def runs_to_csv(runs: list[dict]) -> str:
 
 
 def effects_to_csv(effects: list[dict]) -> str:
-    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    columns = list(ROW_COLUMNS)
     for gap in GAPS:
         columns += [f"{gap}_change", f"{gap}_ci_low", f"{gap}_ci_high", f"{gap}_verdict"]
     return csv_text(effects, columns)

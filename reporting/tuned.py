@@ -10,7 +10,14 @@ from collections import defaultdict
 from evaluation import trial_stats
 from reporting.collect import METRICS, SETTING_FIELDS, method_name, pairing_key, row_order, scenario_title
 from reporting.pairing import retrain_by_trial, trial_gaps
-from reporting.tables import markdown_table, per_setting_tables, summaries_csv, summary_interval, summary_spread
+from reporting.tables import (
+    ROW_COLUMNS,
+    markdown_table,
+    per_setting_tables,
+    summaries_csv,
+    summary_interval,
+    summary_spread,
+)
 
 SIDES = ("tuned", "preset")
 
@@ -110,7 +117,7 @@ NOTE = (
 
 def to_csv(rows: list[dict]) -> str:
     """The same rows flat: every summary's mean, std and interval, and the change's verdict."""
-    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    columns = list(ROW_COLUMNS)
     summaries = [f"{short}_{side}" for short, _, _ in METRICS for side in SIDES] + ["gap_tuned", "gap_preset"]
     return summaries_csv(rows, columns, summaries + ["gap_change"], "gap_change")
 
@@ -179,7 +186,7 @@ SPARSITY_NOTE = (
 
 
 def sparsity_csv(rows: list[dict]) -> str:
-    columns = list(SETTING_FIELDS) + ["sparsity", "method", "name", "n_trials"]
+    columns = list(ROW_COLUMNS)
     summaries = [f"{part}_{side}" for side in SIDES for part in ("dense", "sparse", "change")]
     return summaries_csv(rows, columns, summaries, ("change_tuned", "change_preset"))
 
